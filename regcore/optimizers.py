@@ -1,0 +1,89 @@
+"""Optimizers on a flat parameter vector, with their state kept alongside it.
+
+- ``gd``: ``theta := theta - lr * g`` (the lecture's update).
+- ``momentum``: ``v := beta v + (1 - beta) g``; ``theta := theta - lr v`` (beta = 0.9).
+- ``adam``: bias-corrected first and second moments, ``theta := theta - lr m_hat / (sqrt(v_hat) +
+  eps)`` (beta1 = 0.9, beta2 = 0.999, eps = 1e-8).
+
+``update`` uses ``grad`` as scratch space: its contents are undefined afterwards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Array = np.ndarray
+
+MOMENTUM_BETA = 0.9
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+ADAM_EPSILON = 1e-8
+
+
+class GradientDescent:
+    """Plain gradient descent."""
+
+    def __init__(self, size: int, dtype: np.dtype, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+
+    def update(self, theta: Array, grad: Array) -> None:
+        grad *= self.learning_rate
+        theta -= grad
+
+    def reset(self, where: Array) -> None:
+        """Forget the state of the entries in ``where`` (none is kept)."""
+
+
+class Momentum:
+    """Gradient descent with momentum (exponentially weighted average of gradients)."""
+
+    def __init__(self, size: int, dtype: np.dtype, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+        self.velocity = np.zeros(size, dtype=dtype)
+
+    def update(self, theta: Array, grad: Array) -> None:
+        self.velocity *= MOMENTUM_BETA
+        grad *= 1.0 - MOMENTUM_BETA
+        self.velocity += grad
+        np.multiply(self.velocity, self.learning_rate, out=grad)
+        theta -= grad
+
+    def reset(self, where: Array) -> None:
+        """Forget the state of the entries in ``where``."""
+        self.velocity[where] = 0.0
+
+
+class Adam:
+    """Adam with bias correction."""
+
+    def __init__(self, size: int, dtype: np.dtype, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+        self.first = np.zeros(size, dtype=dtype)
+        self.second = np.zeros(size, dtype=dtype)
+        self.scratch = np.empty(size, dtype=dtype)
+        self.steps = 0
+
+    def update(self, theta: Array, grad: Array) -> None:
+        self.steps += 1
+        self.first *= ADAM_BETA1
+        np.multiply(grad, 1.0 - ADAM_BETA1, out=self.scratch)
+        self.first += self.scratch
+        np.square(grad, out=grad)
+        grad *= 1.0 - ADAM_BETA2
+        self.second *= ADAM_BETA2
+        self.second += grad
+        # denominator sqrt(v / (1 - beta2^t)) + eps, numerator lr m / (1 - beta1^t)
+        np.multiply(self.second, 1.0 / (1.0 - ADAM_BETA2**self.steps), out=grad)
+        np.sqrt(grad, out=grad)
+        grad += ADAM_EPSILON
+        np.divide(self.first, grad, out=grad)
+        grad *= self.learning_rate / (1.0 - ADAM_BETA1**self.steps)
+        theta -= grad
+
+    def reset(self, where: Array) -> None:
+        """Forget the state of the entries in ``where``."""
+        self.first[where] = 0.0
+        self.second[where] = 0.0
+
+
+OPTIMIZERS = {"gd": GradientDescent, "momentum": Momentum, "adam": Adam}

@@ -1,0 +1,122 @@
+"""The penalties of the lecture, each with its cost term and its gradient (or proximal) term.
+
+Scaling, stated once (``m`` = training samples, or the batch size on mini-batches):
+
+=================  ==========================================  ===============================
+penalty            term added to J                             how training applies it
+=================  ==========================================  ===============================
+``none``           0                                           --
+``l2``             ``lam/(2m) * sum_l ||W[l]||_F^2``           gradient ``+ (lam/m) W``
+``l1``             ``lam/m * sum_l ||W[l]||_1``                proximal soft-threshold step
+``elasticnet``     ``r lam/m ||W||_1 + (1-r) lam/(2m) ||W||^2``  both of the above
+``weight_decay``   ``lam/(2m) * sum_l ||W[l]||_F^2`` (implied)  ``W -= lr (lam/m) W_old``, outside
+                                                               the optimizer (decoupled)
+``dropout``        0 (inverted dropout on hidden layers)       masks in the forward pass
+=================  ==========================================  ===============================
+
+Biases are not penalized unless ``penalize_bias=True``. Under plain gradient descent,
+``weight_decay`` and ``l2`` are the same update, ``W := (1 - lr lam/m) W - lr dW_data`` (the
+lecture's reason for the name); under momentum or Adam they differ (decoupled decay, as AdamW).
+
+Every penalty reduces to three coefficients per model, so K models with different penalties are
+trained together: ``l2`` (in J and in the gradient), ``l1`` (in J, applied by the proximal step)
+and ``decay`` (in J as an L2 term, applied by decoupled decay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class PenaltyCoefficients:
+    """How much of ``lam`` goes to each mechanism (multiply by ``1/m`` when applying)."""
+
+    l2: float = 0.0
+    l1: float = 0.0
+    decay: float = 0.0
+
+
+def _none(lam: float, l1_ratio: float) -> PenaltyCoefficients:
+    return PenaltyCoefficients()
+
+
+def _l2(lam: float, l1_ratio: float) -> PenaltyCoefficients:
+    return PenaltyCoefficients(l2=lam)
+
+
+def _l1(lam: float, l1_ratio: float) -> PenaltyCoefficients:
+    return PenaltyCoefficients(l1=lam)
+
+
+def _elasticnet(lam: float, l1_ratio: float) -> PenaltyCoefficients:
+    return PenaltyCoefficients(l2=(1.0 - l1_ratio) * lam, l1=l1_ratio * lam)
+
+
+def _weight_decay(lam: float, l1_ratio: float) -> PenaltyCoefficients:
+    return PenaltyCoefficients(decay=lam)
+
+
+PENALTIES = {
+    "none": _none,
+    "l2": _l2,
+    "l1": _l1,
+    "elasticnet": _elasticnet,
+    "weight_decay": _weight_decay,
+    "dropout": _none,
+}
+
+#: penalties for which ``lam`` matters
+LAM_PENALTIES = ("l2", "l1", "elasticnet", "weight_decay")
+
+
+def coefficients(penalty: str, lam: float, l1_ratio: float) -> PenaltyCoefficients:
+    """The coefficients of ``penalty`` at strength ``lam``."""
+    return PENALTIES[penalty](lam, l1_ratio)
+
+
+# --- cost and gradient terms, side by side -------------------------------------------------
+# Arguments are flat parameter vectors and per-entry coefficient vectors of the same shape
+# (zero on unpenalized entries), so one call serves K models with different penalties.
+
+
+def penalty_cost_terms(
+    theta: Array, sq_coef: Array, abs_coef: Array, m: int
+) -> tuple[Array, Array]:
+    """Entry-wise penalty cost: ``sq_coef/(2m) * theta**2`` and ``abs_coef/m * |theta|``.
+
+    ``sq_coef`` is ``l2 + decay`` on penalized entries; ``abs_coef`` is ``l1``. Sum each block
+    per model to get J's penalty part.
+    """
+    return sq_coef * np.square(theta) / (2.0 * m), abs_coef * np.abs(theta) / m
+
+
+def penalty_gradient(theta: Array, sq_coef: Array, abs_coef: Array, m: int) -> Array:
+    """Entry-wise gradient of the penalty cost: ``sq_coef/m * theta + abs_coef/m * sign(theta)``.
+
+    The exact gradient of J's penalty part wherever no weight is exactly zero (used by the
+    gradient check; training applies the L1 part by the proximal step instead).
+    """
+    return (sq_coef * theta + abs_coef * np.sign(theta)) / m
+
+
+def add_l2_gradient(grad: Array, theta: Array, l2_over_m: Array, scratch: Array) -> None:
+    """``grad += (lam/m) * theta`` in place (entries with zero coefficient unchanged)."""
+    np.multiply(l2_over_m, theta, out=scratch)
+    grad += scratch
+
+
+def soft_threshold(theta: Array, threshold: Array, scratch: Array) -> None:
+    """Proximal step of ``threshold * |theta|`` in place: ``sign(t) * max(|t| - threshold, 0)``.
+
+    Weights whose magnitude falls below the threshold become exactly zero; entries with a zero
+    threshold are unchanged bit for bit.
+    """
+    np.abs(theta, out=scratch)
+    scratch -= threshold
+    np.maximum(scratch, 0.0, out=scratch)
+    np.copysign(scratch, theta, out=theta)
