@@ -1,0 +1,323 @@
+"""``RegularizedClassifier``, a scikit-learn estimator, and ``fit_many``, which trains several of
+them together."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from regcore import metrics
+from regcore._validation import check_parameters, dtype_of, plain
+from regcore.losses import data_loss, one_hot_targets, output_activation
+from regcore.network import ParameterStack, forward_logits
+from regcore.training import (
+    ModelSettings,
+    TrainingPlan,
+    penalty_entries,
+    penalty_value,
+    train,
+)
+
+Array = np.ndarray
+
+#: parameters that every estimator of one ``fit_many`` call must share
+SHARED_PARAMETERS = (
+    "hidden_layer_sizes",
+    "activation",
+    "optimizer",
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "log_every",
+    "dtype",
+)
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training stopped because the cost stopped being finite (e.g. too large a learning rate)."""
+
+
+class RegularizedClassifier(ClassifierMixin, BaseEstimator):
+    """Logistic regression or an L-layer network, trained with the lecture's regularization.
+
+    The objective is ``J = (1/m) sum_i L(yhat_i, y_i) + penalty`` with cross-entropy ``L``
+    (sigmoid output for two classes, softmax for more) and the penalties of
+    :mod:`regcore.penalties` (``lam/(2m) sum ||W||_F^2`` for l2, ``lam/m sum ||W||_1`` for l1).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=()
+        Units per hidden layer; empty for logistic regression.
+    activation : {"relu", "tanh"}, default="relu"
+        Hidden-unit activation.
+    penalty : {"none", "l2", "l1", "elasticnet", "dropout", "weight_decay"}, default="l2"
+        ``weight_decay`` is decoupled decay ``W := W - lr (lam/m) W_old - lr step`` applied
+        outside the optimizer (equal to ``l2`` under ``gd``). ``dropout`` is inverted dropout
+        on hidden layers with ``keep_prob``; it adds no weight penalty (``lam`` unused).
+    lam : float, default=1.0
+        Regularization strength lambda (>= 0). Unused by ``none`` and ``dropout``.
+    l1_ratio : float, default=0.5
+        Elastic net mix: ``l1_ratio`` of ``lam`` goes to L1, the rest to L2.
+    keep_prob : float, default=0.8
+        Dropout keep probability in (0, 1]; used only by ``penalty="dropout"``.
+    penalize_bias : bool, default=False
+        Penalize (or decay) the biases too.
+    optimizer : {"gd", "momentum", "adam"}, default="gd"
+    learning_rate : float, default=0.1
+    batch_size : int or None, default=None
+        Mini-batch size; None (or a size >= n_samples) trains on the full batch. On
+        mini-batches the samples are reshuffled every epoch and ``m`` in the penalty is the
+        batch size.
+    epochs : int, default=1000
+        Passes over the training set (one update per epoch on the full batch).
+    init : {"he", "xavier"}, default="he"
+        ``W = randn(n[l], n[l-1]) * sqrt(2 / n[l-1])`` (he) or ``sqrt(1 / n[l-1])`` (xavier).
+    log_every : int, default=100
+        History rows at epoch 0, every ``log_every`` epochs and at the end.
+    random_state : int, RandomState or None, default=None
+        Seed of ``np.random.RandomState`` for initialization, shuffling and dropout masks.
+    dtype : {"float64", "float32"}, default="float64"
+        Working precision; float32 is faster, float64 is exact to the last digits.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    weights_ : list of ndarray, entry l of shape (n[l], n[l-1])
+    biases_ : list of ndarray, entry l of shape (n[l], 1)
+    history_ : pandas.DataFrame
+        One row per logged epoch; the row for epoch ``e`` holds values computed with the
+        parameters before epoch ``e``'s update (the row for ``epochs`` holds the final ones).
+        Columns are named as in :mod:`regcore.metrics`.
+    diverged_ : bool
+        Whether training stopped early because the cost was not finite. The history then ends
+        with the non-finite row and the parameters are those of the row before.
+    n_features_in_ : int
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (),
+        activation: str = "relu",
+        penalty: str = "l2",
+        lam: float = 1.0,
+        l1_ratio: float = 0.5,
+        keep_prob: float = 0.8,
+        penalize_bias: bool = False,
+        optimizer: str = "gd",
+        learning_rate: float = 0.1,
+        batch_size: int | None = None,
+        epochs: int = 1000,
+        init: str = "he",
+        log_every: int = 100,
+        random_state: int | np.random.RandomState | None = None,
+        dtype: str = "float64",
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.penalty = penalty
+        self.lam = lam
+        self.l1_ratio = l1_ratio
+        self.keep_prob = keep_prob
+        self.penalize_bias = penalize_bias
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.init = init
+        self.log_every = log_every
+        self.random_state = random_state
+        self.dtype = dtype
+
+    # --- training ---------------------------------------------------------------------------
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        X_dev: Any | None = None,
+        y_dev: Any | None = None,
+    ) -> RegularizedClassifier:
+        """Train on ``X`` of shape (n_samples, n_features) and labels ``y`` of shape (n_samples,).
+
+        ``X_dev``/``y_dev`` (optional) add ``dev_cost`` and ``dev_error`` to the history.
+        ``X`` is used as given: scale it beforehand (see :mod:`regcore.datasets`).
+        """
+        fit_many([self], X, y, X_dev, y_dev)
+        return self
+
+    def _settings(self) -> ModelSettings:
+        return ModelSettings(
+            penalty=self.penalty,
+            lam=float(self.lam),
+            l1_ratio=float(self.l1_ratio),
+            keep_prob=float(self.keep_prob),
+            penalize_bias=bool(self.penalize_bias),
+            init=self.init,
+            random_state=self.random_state,
+        )
+
+    # --- prediction -------------------------------------------------------------------------
+
+    def _stack(self) -> ParameterStack:
+        sizes = [self.weights_[0].shape[1], *(w.shape[0] for w in self.weights_)]
+        stack = ParameterStack(sizes, 1, self.weights_[0].dtype)
+        stack.set_model(0, self.weights_, self.biases_)
+        return stack
+
+    def _logits(self, X: Any) -> Array:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=dtype_of(self.dtype))
+        return forward_logits(self._stack(), np.ascontiguousarray(X.T), self.activation)[-1]
+
+    def decision_function(self, X: Any) -> Array:
+        """Output-layer logits: shape (n_samples,) for two classes, (n_samples, n_classes) else."""
+        z = self._logits(X)[0]
+        return z[0] if z.shape[0] == 1 else z.T
+
+    def predict_proba(self, X: Any) -> Array:
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        a = output_activation(self._logits(X))[0]
+        return np.vstack([1.0 - a[0], a[0]]).T if a.shape[0] == 1 else a.T
+
+    def predict(self, X: Any) -> Array:
+        """Predicted labels, shape (n_samples,)."""
+        z = self._logits(X)[0]
+        index = (z[0] > 0).astype(np.intp) if z.shape[0] == 1 else z.argmax(axis=0)
+        return self.classes_[index]
+
+    def cost(self, X: Any, y: Any) -> float:
+        """J on (X, y) with the current weights, penalty included (``m = len(X)``)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=dtype_of(self.dtype))
+        y_index = _label_indices(self.classes_, np.asarray(y), "y", len(X))
+        stack = self._stack()
+        z = forward_logits(stack, np.ascontiguousarray(X.T), self.activation)[-1]
+        targets = one_hot_targets(y_index, z.shape[1], z.dtype)
+        sq_coef, abs_coef = penalty_entries(stack, [self._settings()])
+        return float(data_loss(z, targets)[0] + penalty_value(stack, sq_coef, abs_coef, len(X))[0])
+
+
+def _label_indices(classes: Array, labels: Array, name: str, n_samples: int) -> Array:
+    """Indices of ``labels`` in ``classes``; a ValueError names any label not in ``classes``."""
+    if labels.ndim != 1 or labels.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} must have shape ({n_samples},) to match the samples, got {labels.shape}"
+        )
+    index = np.searchsorted(classes, labels)
+    index[index >= len(classes)] = 0
+    unseen = classes[index] != labels
+    if unseen.any():
+        raise ValueError(
+            f"{name} contains a label not seen in training: {plain(labels[unseen][0])!r}"
+        )
+    return index
+
+
+def _check_pack(estimators: Sequence[RegularizedClassifier]) -> None:
+    if len(estimators) == 0:
+        raise ValueError("fit_many: estimators must not be empty, got []")
+    for i, est in enumerate(estimators):
+        if not isinstance(est, RegularizedClassifier):
+            raise ValueError(
+                f"fit_many: estimators[{i}] must be a RegularizedClassifier, got {est!r}"
+            )
+        owner = type(est).__name__ if len(estimators) == 1 else f"estimators[{i}]"
+        check_parameters(est.get_params(), owner)
+    first = estimators[0]
+    for i, est in enumerate(estimators[1:], start=1):
+        for name in SHARED_PARAMETERS:
+            a, b = getattr(first, name), getattr(est, name)
+            same = tuple(a) == tuple(b) if name == "hidden_layer_sizes" else a == b
+            if not same:
+                raise ValueError(
+                    f"fit_many: estimators must share {name}; estimators[0] has {a!r}, "
+                    f"estimators[{i}] has {b!r}"
+                )
+
+
+def fit_many(
+    estimators: Sequence[RegularizedClassifier],
+    X: Any,
+    y: Any,
+    X_dev: Any | None = None,
+    y_dev: Any | None = None,
+) -> list[RegularizedClassifier]:
+    """Train several estimators of one architecture together, as stacked arrays.
+
+    The estimators must share ``hidden_layer_sizes``, ``activation``, ``optimizer``,
+    ``learning_rate``, ``batch_size``, ``epochs``, ``log_every`` and ``dtype``; they may differ
+    in ``penalty``, ``lam``, ``l1_ratio``, ``keep_prob``, ``penalize_bias``, ``init`` and
+    ``random_state``. Each ends as its own ``fit`` would leave it (to rounding).
+
+    Parameters
+    ----------
+    estimators : sequence of RegularizedClassifier
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    X_dev : array-like of shape (n_dev, n_features), optional
+    y_dev : array-like of shape (n_dev,), optional
+
+    Returns
+    -------
+    list of RegularizedClassifier
+        The same estimators, fitted.
+    """
+    _check_pack(estimators)
+    first = estimators[0]
+    dtype = dtype_of(first.dtype)
+    X, y = validate_data(first, X, y, dtype=dtype)
+    check_classification_targets(y)
+    classes, y_index = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(
+            "y must contain at least 2 classes to train a classifier, "
+            f"got 1 class ({plain(classes[0])!r})"
+        )
+    if (X_dev is None) != (y_dev is None):
+        raise ValueError("X_dev and y_dev must be given together, got only one of them")
+    x_dev = y_dev_index = None
+    if X_dev is not None:
+        x_dev = validate_data(first, X_dev, reset=False, dtype=dtype)
+        y_dev_index = _label_indices(classes, np.asarray(y_dev), "y_dev", len(x_dev))
+
+    n_out = 1 if len(classes) == 2 else len(classes)
+    plan = TrainingPlan(
+        layer_sizes=(X.shape[1], *first.hidden_layer_sizes, n_out),
+        activation=first.activation,
+        optimizer=first.optimizer,
+        learning_rate=float(first.learning_rate),
+        epochs=int(first.epochs),
+        batch_size=None if first.batch_size is None else int(first.batch_size),
+        log_every=int(first.log_every),
+        dtype=dtype,
+    )
+    result = train(plan, [est._settings() for est in estimators], X, y_index, x_dev, y_dev_index)
+    for k, est in enumerate(estimators):
+        est.n_features_in_ = first.n_features_in_
+        if hasattr(first, "feature_names_in_"):
+            est.feature_names_in_ = first.feature_names_in_
+        elif hasattr(est, "feature_names_in_"):
+            del est.feature_names_in_
+        est.classes_ = classes
+        est.weights_ = result.weights[k]
+        est.biases_ = result.biases[k]
+        history = pd.DataFrame(result.histories[k], columns=result.columns)
+        history[metrics.EPOCH] = history[metrics.EPOCH].astype(int)
+        est.history_ = history
+        est.diverged_ = result.diverged_at[k] is not None
+        if est.diverged_:
+            warnings.warn(
+                f"training diverged at epoch {result.diverged_at[k]} (cost not finite; "
+                f"learning_rate={plan.learning_rate:g}); stopped there, parameters kept from the "
+                "last finite history row",
+                DivergenceWarning,
+                stacklevel=2,
+            )
+    return list(estimators)
