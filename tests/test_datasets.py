@@ -1,0 +1,160 @@
+"""Datasets: deterministic splits, standardization fitted on train only, files, bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_wine, make_moons
+
+from regcore.datasets import DATASET_NAMES, FILE, load_dataset, load_raw, make_spirals
+
+
+@pytest.mark.parametrize("name", [n for n in DATASET_NAMES if n != FILE])
+def test_every_dataset_loads_split_and_standardized(name):
+    data = load_dataset(name, seed=3)
+    n_total = len(data.y_train) + len(data.y_dev) + len(data.y_test)
+    assert len(data.y_train) == pytest.approx(0.6 * n_total, abs=1)
+    np.testing.assert_allclose(data.X_train.mean(axis=0), 0.0, atol=1e-12)
+    std = data.X_train.std(axis=0)
+    np.testing.assert_allclose(std[std > 0], 1.0, rtol=1e-12)
+    assert len(np.unique(data.y_train)) >= 2
+    # stratified: each class's share in dev is within one sample of its share in train
+    for label in np.unique(data.y_train):
+        share_train = np.mean(data.y_train == label)
+        assert abs(np.sum(data.y_dev == label) - share_train * len(data.y_dev)) <= 1.0
+
+
+def test_split_is_deterministic_and_seeded():
+    a, b = load_dataset("wine", seed=1), load_dataset("wine", seed=1)
+    c = load_dataset("wine", seed=2)
+    np.testing.assert_array_equal(a.X_dev, b.X_dev)
+    assert not np.array_equal(a.y_dev, c.y_dev) or not np.array_equal(a.X_dev, c.X_dev)
+
+
+def test_parts_partition_the_raw_data_and_scaling_uses_train_only():
+    raw = load_wine().data
+    data = load_dataset("wine", train=0.5, dev=0.3, test=0.2, seed=0)
+    parts = [data.X_train, data.X_dev, data.X_test]
+    restored = np.vstack([p * data.scale + data.mean for p in parts])
+
+    # every raw row appears exactly once across the parts
+    def key(rows):
+        return sorted(map(tuple, np.round(rows, 8)))
+
+    assert key(restored) == key(raw)
+    train_raw = data.X_train * data.scale + data.mean
+    np.testing.assert_allclose(data.mean, train_raw.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(data.scale, train_raw.std(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(data.standardize(raw[:3]), (raw[:3] - data.mean) / data.scale)
+
+
+def test_synthetic_data_match_their_generators():
+    X, y, _ = load_raw("moons", n_samples=150, noise=0.25, seed=4)
+    X_ref, y_ref = make_moons(150, noise=0.25, random_state=4)
+    np.testing.assert_array_equal(X, X_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    X, y = make_spirals(200, noise=0.0, random_state=0)
+    radius = np.hypot(X[:, 0], X[:, 1])
+    assert X.shape == (200, 2) and set(y) == {0, 1} and radius.max() <= 1.0 + 1e-12
+
+
+def test_no_test_part():
+    data = load_dataset("iris", train=0.7, dev=0.3, test=0.0)
+    assert len(data.y_test) == 0 and len(data.y_train) == 105
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_file_datasets(tmp_path, suffix):
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"a": rng.randn(50), "b": rng.randn(50), "label": ["x", "y"] * 25})
+    path = tmp_path / f"data{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    data = load_dataset(FILE, path=path, target="label", seed=0)
+    assert data.feature_names == ("a", "b")
+    assert set(data.y_train) == {"x", "y"}
+    restored = data.X_train * data.scale + data.mean
+    assert key_rows(restored) <= key_rows(frame[["a", "b"]].to_numpy())
+
+
+def key_rows(rows):
+    return set(map(tuple, np.round(rows, 10)))
+
+
+def _write(tmp_path, frame, name="d.csv"):
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("frame", "target", "message"),
+    [
+        (
+            pd.DataFrame({"a": [1, 2, 3, 4], "c": ["r", "g", "b", "r"], "t": [0, 1, 0, 1]}),
+            "t",
+            r"column 'c' is not numeric \(e.g. 'r'\)",
+        ),
+        (
+            pd.DataFrame({"a": [1, None, 3, 4], "t": [0, 1, 0, 1]}),
+            "t",
+            r"column 'a' has 1 missing or infinite values",
+        ),
+        (
+            pd.DataFrame({"a": [1, 2, 3, 4], "t": [0, 1, 0, 1]}),
+            "label",
+            r"dataset.target: no column 'label'.*columns: a, t",
+        ),
+        (
+            pd.DataFrame({"a": [1, 2, 3, 4], "t": [1, 1, 1, 1]}),
+            "t",
+            r"needs at least 2 classes, got 1 \(1\)",
+        ),
+        (pd.DataFrame({"t": [0, 1, 0, 1]}), "t", "no feature columns"),
+    ],
+)
+def test_bad_files(tmp_path, frame, target, message):
+    path = _write(tmp_path, frame)
+    with pytest.raises(ValueError, match=message):
+        load_dataset(FILE, path=path, target=target, train=0.5, dev=0.5, test=0.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(name="mnist"), r"dataset.name: must be one of .*got 'mnist'"),
+        (
+            dict(name=FILE, path="nowhere.csv", target="t"),
+            r"dataset.path: no such file, got 'nowhere.csv'",
+        ),
+        (
+            dict(name=FILE, path="data.xlsx", target="t"),
+            r"must end in .csv, .parquet or .pq, got 'data.xlsx'",
+        ),
+        (dict(name=FILE), r"dataset.path: required"),
+        (dict(name="moons", n_samples=2), r"dataset.n_samples: must be an integer >= 4, got 2"),
+        (dict(name="moons", noise=-0.1), r"dataset.noise: must be >= 0, got -0.1"),
+        (
+            dict(name="iris", n_samples=50),
+            r"dataset.n_samples: only for synthetic datasets, got 50",
+        ),
+        (
+            dict(name="iris", train=0.5, dev=0.2, test=0.2),
+            r"dataset.split: train \+ dev \+ test must be 1",
+        ),
+        (
+            dict(name="iris", train=0.0, dev=0.5, test=0.5),
+            r"dataset.split.train: must be > 0, got 0.0",
+        ),
+        (
+            dict(name="iris", train=1.2, dev=-0.2, test=0.0),
+            r"dataset.split.train: must be in \[0, 1\], got 1.2",
+        ),
+        (
+            dict(name="moons", n_samples=10, train=0.98, dev=0.02, test=0.0),
+            r"dataset.split.dev: 0.02 of 10 samples is no sample",
+        ),
+    ],
+)
+def test_bad_dataset_arguments(kwargs, message):
+    name = kwargs.pop("name")
+    with pytest.raises(ValueError, match=message):
+        load_dataset(name, **kwargs)
