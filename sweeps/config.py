@@ -1,0 +1,492 @@
+"""Sweep configuration: the YAML schema, its validation, and its expansion into training points.
+
+This is the only module that reads YAML. A config has five parts::
+
+    name: quickstart              # the sweep's name (MLflow parent run); default: the file name
+    experiment: regsweep          # MLflow experiment
+    dataset: {name: moons, n_samples: 300, noise: 0.3, split: {train: 0.6, dev: 0.2, test: 0.2},
+              seed: 0}            # any regcore dataset; `file` takes `path` and `target`
+    model: {activation: relu, width: 20, optimizer: gd, learning_rate: 0.3, epochs: 2000,
+            batch_size: null, init: he, log_every: 100, penalize_bias: false, dtype: float64}
+    search:
+      depths: [1, 2, 3]           # hidden layers; 0 = logistic regression
+      widths: null                # units per hidden layer; default [model.width]
+      seeds: [0, 1, 2]            # initialization (and dropout / shuffling) seeds
+      penalties:                  # one grid per penalty
+        none: {}                  # once per depth and seed: no strength to sweep
+        l2: {lam: {logspace: [-3, 1, 16]}}   # or an explicit list: lam: [0.01, 0.1, 1]
+        l1: {lam: [0.01, 0.1, 1]}
+        elasticnet: {lam: [0.1, 1], l1_ratio: [0.5]}
+        weight_decay: {lam: [0.1, 1]}
+        dropout: {keep_prob: [0.5, 0.8]}
+    execution: {cpus_per_trial: 1, max_concurrent_trials: null, max_failures: 2,
+                pack_size: auto, storage_path: null}
+
+Unknown keys, wrong types and impossible values raise :class:`~sweeps.errors.UsageError` with the
+YAML path of the field, e.g. ``search.penalties.l2.lam: must be >= 0, got -1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from regcore.datasets import DATASET_NAMES, Dataset, load_dataset
+from sweeps.errors import UsageError
+
+
+def bundled_configs() -> Path:
+    """Where the example configs are: inside the installed package, or the source tree's."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "configs", here.parent / "configs"):
+        if candidate.is_dir():
+            return candidate
+    return here / "configs"
+
+
+PENALTY_ORDER = ("none", "l2", "l1", "elasticnet", "weight_decay", "dropout")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+Strength = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+KeepProb = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class Split(_Strict):
+    train: Fraction = 0.6
+    dev: Fraction = 0.2
+    test: Fraction = 0.2
+
+
+class DatasetConfig(_Strict):
+    name: Literal[DATASET_NAMES]  # type: ignore[valid-type]
+    n_samples: PositiveInt | None = None
+    noise: Strength | None = None
+    path: str | None = None
+    target: str | None = None
+    split: Split = Split()
+    seed: NonNegativeInt = 0
+
+
+class ModelConfig(_Strict):
+    activation: Literal["relu", "tanh"] = "relu"
+    width: PositiveInt = 20
+    optimizer: Literal["gd", "momentum", "adam"] = "gd"
+    learning_rate: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 0.1
+    epochs: PositiveInt = 1000
+    batch_size: PositiveInt | None = None
+    init: Literal["he", "xavier"] = "he"
+    log_every: PositiveInt = 100
+    penalize_bias: bool = False
+    dtype: Literal["float64", "float32"] = "float64"
+
+
+class LogSpace(_Strict):
+    """``logspace: [lo, hi, n]``: n values from 10**lo to 10**hi."""
+
+    logspace: list[Annotated[float, Field(allow_inf_nan=False)]]
+
+    @field_validator("logspace")
+    @classmethod
+    def _three(cls, value: list[float]) -> list[float]:
+        if len(value) != 3 or value[2] != int(value[2]) or value[2] < 1:
+            raise ValueError("must be [lo, hi, n] with n a positive integer")
+        return value
+
+    def values(self) -> list[float]:
+        lo, hi, n = self.logspace[0], self.logspace[1], int(self.logspace[2])
+        if n == 1:
+            return [10.0**lo]
+        return [10.0 ** (lo + (hi - lo) * i / (n - 1)) for i in range(n)]
+
+
+Grid = Annotated[list[Strength], Field(min_length=1)] | LogSpace
+
+
+def _grid_values(grid: Grid) -> list[float]:
+    return grid.values() if isinstance(grid, LogSpace) else list(grid)
+
+
+class NoGrid(_Strict):
+    """``none: {}``: trained once per depth, width and seed."""
+
+
+class LamGrid(_Strict):
+    lam: Grid
+
+
+class ElasticNetGrid(_Strict):
+    lam: Grid
+    l1_ratio: Annotated[list[Fraction], Field(min_length=1)] = [0.5]
+
+
+class DropoutGrid(_Strict):
+    keep_prob: Annotated[list[KeepProb], Field(min_length=1)]
+
+
+class Penalties(_Strict):
+    none: NoGrid | None = None
+    l2: LamGrid | None = None
+    l1: LamGrid | None = None
+    elasticnet: ElasticNetGrid | None = None
+    weight_decay: LamGrid | None = None
+    dropout: DropoutGrid | None = None
+
+
+class SearchConfig(_Strict):
+    depths: Annotated[list[NonNegativeInt], Field(min_length=1)]
+    widths: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] = [0]
+    penalties: Penalties
+
+    @field_validator("depths", "widths", "seeds")
+    @classmethod
+    def _unique(cls, values: list[int] | None) -> list[int] | None:
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError("values must be unique")
+        return values
+
+
+class ExecutionConfig(_Strict):
+    cpus_per_trial: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 1.0
+    max_concurrent_trials: PositiveInt | None = None
+    max_failures: NonNegativeInt = 2
+    pack_size: Literal["auto"] | PositiveInt = "auto"
+    storage_path: str | None = None
+
+
+class SweepConfig(_Strict):
+    name: str
+    experiment: str = "regsweep"
+    dataset: DatasetConfig
+    model: ModelConfig = ModelConfig()
+    search: SearchConfig
+    execution: ExecutionConfig = ExecutionConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError("must be letters, digits, '.', '_' or '-' (at most 100)")
+        return value
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    def result_fields(self) -> dict[str, Any]:
+        """The parts that decide the results (execution settings do not)."""
+        return self.model_dump(include={"dataset", "model", "search"}, mode="json")
+
+    @cached_property
+    def config_hash(self) -> str:
+        """A digest of :meth:`result_fields`: equal configs train equal points."""
+        return _digest(self.result_fields())
+
+    def flat_params(self) -> dict[str, str]:
+        """The config as ``{"dataset.name": "moons", ...}`` (the parent run's params)."""
+        flat: dict[str, str] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict) and value:
+                for key, item in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, item)
+            else:
+                flat[prefix] = json.dumps(value) if not isinstance(value, str) else value
+
+        walk("", self.model_dump(mode="json"))
+        return flat
+
+
+@dataclass(frozen=True)
+class TrainingPoint:
+    """One training of a sweep: the point in the search space plus its seed."""
+
+    penalty: str
+    lam: float
+    l1_ratio: float
+    keep_prob: float
+    depth: int
+    width: int
+    seed: int
+    key: str
+
+    @property
+    def strength(self) -> float:
+        """Regularization strength on the report's x axis: lam, or 1 - keep_prob for dropout."""
+        return 1.0 - self.keep_prob if self.penalty == "dropout" else self.lam
+
+    @property
+    def run_name(self) -> str:
+        if self.penalty == "dropout":
+            knob = f"keep_prob={self.keep_prob:g}"
+        elif self.penalty == "none":
+            knob = "lam=0"
+        elif self.penalty == "elasticnet":
+            knob = f"lam={self.lam:g},r={self.l1_ratio:g}"
+        else:
+            knob = f"lam={self.lam:g}"
+        return f"{self.penalty} {knob} depth={self.depth} width={self.width} seed={self.seed}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def point_key(config: SweepConfig, fields: dict[str, Any]) -> str:
+    """Deterministic key of a point: the same training gets the same key in every run."""
+    return _digest(
+        {
+            "dataset": config.dataset.model_dump(mode="json"),
+            "model": config.model.model_dump(mode="json"),
+            "point": fields,
+        }
+    )
+
+
+def expand(config: SweepConfig) -> list[TrainingPoint]:
+    """All training points of a sweep, in a stable order (depth, width, penalty, strength, seed).
+
+    ``none`` and ``dropout`` points have ``lam = 0``; points without dropout have
+    ``keep_prob = 1``; ``l1_ratio`` is the share of L1 in the penalty (0 for l2, 1 for l1).
+    Depth 0 (logistic regression) has no hidden layer and takes width 0.
+    """
+    search = config.search
+    widths = search.widths or [config.model.width]
+    penalties = search.penalties
+    knobs: list[tuple[str, float, float, float]] = []  # penalty, lam, l1_ratio, keep_prob
+    for penalty in PENALTY_ORDER:
+        grid = getattr(penalties, penalty)
+        if grid is None:
+            continue
+        if penalty == "none":
+            knobs.append(("none", 0.0, 0.0, 1.0))
+        elif penalty == "dropout":
+            knobs += [("dropout", 0.0, 0.0, kp) for kp in sorted(set(grid.keep_prob), reverse=True)]
+        elif penalty == "elasticnet":
+            knobs += [
+                ("elasticnet", lam, ratio, 1.0)
+                for lam in sorted(set(_grid_values(grid.lam)))
+                for ratio in sorted(set(grid.l1_ratio))
+            ]
+        else:
+            ratio = 1.0 if penalty == "l1" else 0.0
+            knobs += [(penalty, lam, ratio, 1.0) for lam in sorted(set(_grid_values(grid.lam)))]
+    points = []
+    for depth in sorted(search.depths):
+        for width in [0] if depth == 0 else sorted(widths):
+            for penalty, lam, ratio, keep_prob in knobs:
+                for seed in search.seeds:
+                    fields = dict(
+                        penalty=penalty,
+                        lam=lam,
+                        l1_ratio=ratio,
+                        keep_prob=keep_prob,
+                        depth=depth,
+                        width=width,
+                        seed=seed,
+                    )
+                    points.append(TrainingPoint(**fields, key=point_key(config, fields)))
+    return points
+
+
+# --- reading and validating ------------------------------------------------------------------
+
+_MESSAGES = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "extra_forbidden": "unknown key",
+    "missing": "required",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list [lo, hi, n]",
+    "too_short": "must not be empty",
+    "too_long": "has too many values",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+}
+
+
+def _format_error(error: dict[str, Any]) -> str:
+    parts = [str(p) for p in error["loc"] if not _is_union_tag(p)]
+    path = ".".join(parts) or "config"
+    kind = error["type"]
+    context = error.get("ctx") or {}
+    if kind == "literal_error":
+        message = f"must be one of {context.get('expected', '')}"
+    elif kind == "value_error":
+        message = str(context.get("error", error["msg"]))
+    elif kind in _MESSAGES:
+        message = _MESSAGES[kind].format(**context)
+    else:
+        message = error["msg"][:1].lower() + error["msg"][1:]
+    if kind == "missing":
+        return f"{path}: {message}"
+    return f"{path}: {message}, got {error.get('input')!r}"
+
+
+def _is_union_tag(part: Any) -> bool:
+    """Pydantic names union members in error paths (``list[...]``, ``LogSpace``); users don't."""
+    return isinstance(part, str) and (
+        part.startswith(("list[", "tuple[", "function-", "constrained-", "literal["))
+        or part in ("LogSpace", "int", "float", "str", "bool", "NoGrid")
+    )
+
+
+def _best_error(errors: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Of several errors (one per union member), the one that went deepest into the input."""
+    return max(errors, key=lambda e: len([p for p in e["loc"] if not _is_union_tag(p)]))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"model.epochs=500"`` -> ``(["model", "epochs"], 500)``; the value is read as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise UsageError(f"--set: expected KEY.PATH=VALUE, got {text!r}")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as error:
+        raise UsageError(f"--set {key}: value is not valid YAML, got {value!r}") from error
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to the raw mapping (validation comes after)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(path[: i + 1])
+                raise UsageError(f"--set {'.'.join(path)}: {where} is not a mapping, got {child!r}")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def resolve_config_path(argument: str) -> Path:
+    """The config file for ``argument``: the path itself, or a bundled config of that name.
+
+    The bundled configs (``configs/*.yaml`` of the source tree) make
+    ``sweeps run configs/quickstart.yaml`` (or ``sweeps run quickstart``) work in any folder.
+    """
+    path = Path(argument)
+    if path.is_file():
+        return path
+    bundled = bundled_configs() / (path.stem + ".yaml")
+    if path.suffix in ("", ".yaml", ".yml") and bundled.is_file() and not path.exists():
+        return bundled
+    names = ", ".join(sorted(p.stem for p in bundled_configs().glob("*.yaml")))
+    raise UsageError(f"CONFIG: no such file, got '{argument}' (bundled configs: {names})")
+
+
+def read_config(argument: str, overrides: Sequence[str] = ()) -> tuple[SweepConfig, Path, str]:
+    """Read, override and validate a sweep config.
+
+    Returns
+    -------
+    config : SweepConfig
+    path : Path
+        The file read (a bundled config when ``argument`` names one).
+    text : str
+        The effective config as YAML (after overrides), for the parent run's artifact.
+    """
+    path = resolve_config_path(argument)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise UsageError(f"CONFIG: {path} is not valid YAML{where}: {problem}") from error
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"CONFIG: {path} must hold a mapping, got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides)
+    raw.setdefault("name", path.stem)
+    config = validate(raw)
+    return config, path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def validate(raw: dict[str, Any]) -> SweepConfig:
+    """A validated :class:`SweepConfig` from a raw mapping, or a one-line UsageError."""
+    try:
+        config = SweepConfig.model_validate(raw)
+    except ValidationError as error:
+        raise UsageError(_format_error(_best_error(error.errors()))) from None
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: SweepConfig) -> None:
+    penalties = config.search.penalties
+    if not any(getattr(penalties, name) is not None for name in PENALTY_ORDER):
+        raise UsageError(
+            f"search.penalties: must name at least one of {', '.join(PENALTY_ORDER)}, got {{}}"
+        )
+    split = config.dataset.split
+    if split.dev == 0.0:
+        raise UsageError(
+            "dataset.split.dev: must be > 0 for a sweep (the dev cost picks lambda), got 0.0"
+        )
+    if not math.isclose(split.train + split.dev + split.test, 1.0, abs_tol=1e-9):
+        raise UsageError(
+            "dataset.split: train + dev + test must be 1, "
+            f"got {split.train} + {split.dev} + {split.test}"
+        )
+
+
+def load_data(spec: DatasetConfig) -> Dataset:
+    """The sweep's dataset; a problem with it is a UsageError naming the ``dataset`` field."""
+    try:
+        return load_dataset(
+            spec.name,
+            n_samples=spec.n_samples,
+            noise=spec.noise,
+            path=spec.path,
+            target=spec.target,
+            train=spec.split.train,
+            dev=spec.split.dev,
+            test=spec.split.test,
+            seed=spec.seed,
+        )
+    except ValueError as error:
+        message = str(error)
+        if not message.startswith("dataset"):
+            message = f"dataset: {message}"
+        raise UsageError(message) from None
