@@ -1,0 +1,369 @@
+"""The ``sweeps`` command.
+
+Exit codes: 0 success; 2 bad input (config, data, arguments), with a one-line reason naming the
+field; 1 anything else (unreachable cluster or tracking server, points that failed, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from sweeps.errors import SweepError, UsageError
+
+DESCRIPTION = """\
+Regularization sweeps: Ray Tune trains regcore models across penalties, lambdas, depths and
+seeds; MLflow records every training (a parent run per sweep, a child run per point).
+
+With no --tracking-uri (or MLFLOW_TRACKING_URI) runs go to MLflow's default, sqlite:///mlflow.db
+in the working folder: `mlflow ui` (or `sweeps ui`) there shows them. With no --address (or
+RAY_ADDRESS) a local Ray is started.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _tracking_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sweeps", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    run = commands.add_parser(
+        "run",
+        help="run a sweep from a YAML config",
+        description=(
+            "Validate CONFIG, expand its points, train them with Ray Tune and log them to MLflow, "
+            "then write the bias-variance report."
+        ),
+    )
+    run.add_argument("config", metavar="CONFIG", help="a YAML file, or a bundled config's name")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config field, e.g. --set model.epochs=500 (repeatable)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the expanded points and exit (no Ray, nothing written)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the newest sweep of this name: train only unfinished points",
+    )
+    run.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="Ray cluster to use (default: $RAY_ADDRESS, else a local Ray)",
+    )
+    _tracking_option(run)
+    run.add_argument(
+        "--storage-path",
+        metavar="DIR",
+        help="Ray Tune experiment storage (default: execution.storage_path, else Ray's)",
+    )
+    run.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    run.add_argument("--out", metavar="DIR", help="report folder (default: reports/<sweep>)")
+
+    ls = commands.add_parser("ls", help="list sweeps with status, point counts and best dev cost")
+    _tracking_option(ls)
+    ls.add_argument("--experiment", help="only sweeps of this MLflow experiment")
+
+    show = commands.add_parser("show", help="a sweep's points as a table")
+    show.add_argument("sweep", metavar="SWEEP", help="sweep name or parent run id")
+    _tracking_option(show)
+
+    ui = commands.add_parser("ui", help="start the MLflow UI on the tracking store")
+    _tracking_option(ui)
+    ui.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+
+    report = commands.add_parser("report", help="bias-variance report of a sweep")
+    report.add_argument(
+        "sweep",
+        metavar="SWEEP",
+        nargs="?",
+        help="sweep name or parent run id (default: the newest sweep)",
+    )
+    _tracking_option(report)
+    report.add_argument("--out", metavar="DIR", help="output folder (default: reports/<sweep>)")
+
+    compare = commands.add_parser("compare", help="overlay lambda curves of sweeps or groups")
+    compare.add_argument(
+        "curves",
+        metavar="SWEEP_OR_GROUP",
+        nargs="+",
+        help="a sweep (name or run id), or SWEEP:penalty=l2,depth=3",
+    )
+    _tracking_option(compare)
+    compare.add_argument(
+        "--metric", default="dev_cost", help="metric to compare (default: dev_cost)"
+    )
+    compare.add_argument("--out", metavar="DIR", help="output folder (default: reports/compare)")
+    return parser
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sweeps.config import expand, load_data, read_config
+
+    config, _, text = read_config(args.config, args.set)
+    data = load_data(config.dataset)
+    points = expand(config)
+    if args.dry_run:
+        return _print_dry_run(config, points, data)
+
+    from sweeps import runner, tracking
+
+    tracking_uri = args.tracking_uri or tracking.default_tracking_uri()
+    tracking.check_tracking_server(tracking_uri)
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    resources = runner.connect_ray(address)
+    try:
+        client = tracking.client_for(tracking_uri)
+        sweep = tracking.start_sweep(client, config, text, len(points), resume=args.resume)
+        keys = {p.key for p in points}
+        done_before = len(sweep.done_keys & keys)
+        print(
+            f"sweep {config.name}: {len(points)} points, {data.describe()}\n"
+            f"  Ray: {'local, ' if not address else address + ', '}"
+            f"{runner.resources_summary(resources)}; MLflow: {client.tracking_uri}, "
+            f"experiment {config.experiment!r}, parent run {sweep.run_id}"
+            + (
+                f"\n  resuming: {done_before} points done before, "
+                f"{len(points) - done_before} to train"
+                if sweep.resumed
+                else ""
+            ),
+            flush=True,
+        )
+        from sweeps.progress import Progress
+
+        progress = Progress(config.name, len(points), already=done_before)
+        progress.start()
+        outcome = runner.run_points(
+            config,
+            sweep,
+            points,
+            slots=runner.slots_for(config, resources),
+            n_train=len(data.y_train),
+            storage_path=args.storage_path,
+            progress=progress,
+        )
+    finally:
+        runner.shutdown_ray()
+    return _finish_run(args, config, client, sweep, points, outcome)
+
+
+def _finish_run(args, config, client, sweep, points, outcome) -> int:
+    from sweeps import results, tracking
+
+    parent = client.get_run(sweep.run_id)
+    frame = results.child_frame(client, parent)
+    complete = tracking.complete_keys(
+        client.search_runs(
+            [sweep.experiment_id],
+            f"tags.`{tracking.PARENT_TAG}` = '{sweep.run_id}'",
+            max_results=50000,
+        )
+    )
+    missing = len({p.key for p in points} - complete)
+    tracking.finish_sweep(sweep, missing=missing, interrupted=outcome.interrupted)
+    print(
+        f"\n{config.name}: {outcome.trained} points trained in {outcome.seconds:.1f}s"
+        + (f", {outcome.skipped} already done" if outcome.skipped else "")
+        + (f", {outcome.failed} failed" if outcome.failed else "")
+        + (f", {int(frame['diverged'].sum())} diverged" if frame["diverged"].any() else "")
+        + (f", {outcome.writer_retries} MLflow retries" if outcome.writer_retries else "")
+    )
+    best = results.best_per_group(frame)
+    if not best.empty:
+        print("best point per (penalty, depth, width), mean over seeds:")
+        print(results.format_table(best))
+    if not args.no_report and not outcome.interrupted and len(frame):
+        from sweeps import report
+
+        started = time.monotonic()
+        out = report.write_report(client, parent, args.out)
+        print(f"report: {out / 'report.html'} ({time.monotonic() - started:.1f}s)")
+    if outcome.interrupted:
+        return 130
+    if missing:
+        print(
+            f"{missing} of {len(points)} points have no finished run; "
+            f"rerun with `sweeps run {args.config} --resume` to train them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _print_dry_run(config, points, data) -> int:
+    import pandas as pd
+
+    frame = pd.DataFrame([p.as_dict() for p in points]).drop(columns=["key"])
+    print(f"sweep {config.name}: {len(points)} points; {data.describe()}")
+    counts = frame.groupby(["penalty", "depth", "width"], sort=False).size().rename("points")
+    print(counts.reset_index().to_string(index=False))
+    print()
+    print(frame.to_string(index=False))
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from sweeps import tracking
+
+    client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
+    rows = []
+    for parent in tracking.sweep_runs(client, args.experiment):
+        children = tracking.child_runs(client, parent)
+        dev = [r.data.metrics.get("dev_cost") for r in children if r.info.status == "FINISHED"]
+        dev = [v for v in dev if v is not None]
+        rows.append(
+            {
+                "sweep": parent.data.tags.get(tracking.SWEEP_TAG, parent.info.run_name),
+                "run_id": parent.info.run_id,
+                "status": parent.info.status,
+                "points": f"{len(tracking.complete_keys(children))}/"
+                f"{parent.data.tags.get(tracking.POINTS_TAG, '?')}",
+                "best_dev_cost": min(dev) if dev else float("nan"),
+                "started": pd.to_datetime(parent.info.start_time, unit="ms").strftime(
+                    "%Y-%m-%d %H:%M"
+                ),
+            }
+        )
+    if not rows:
+        print("no sweeps yet in", client.tracking_uri)
+        return 0
+    from sweeps.results import format_table
+
+    print(format_table(pd.DataFrame(rows)))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from sweeps import results, tracking
+
+    client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
+    parent = tracking.find_sweep(client, args.sweep)
+    frame = results.child_frame(client, parent)
+    columns = [
+        c
+        for c in (
+            "penalty",
+            "lam",
+            "l1_ratio",
+            "keep_prob",
+            "depth",
+            "width",
+            "seed",
+            "status",
+            "train_cost",
+            "dev_cost",
+            "train_error",
+            "dev_error",
+            "sparsity",
+            "diverged",
+        )
+        if c in frame
+    ]
+    name = parent.data.tags.get(tracking.SWEEP_TAG)
+    print(f"sweep {name} ({parent.info.run_id}, {parent.info.status}): {len(frame)} runs")
+    print(results.format_table(frame[columns]))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from sweeps import tracking
+
+    uri = args.tracking_uri or tracking.default_tracking_uri() or "sqlite:///mlflow.db"
+    if uri.startswith(("http://", "https://")):
+        print(f"the tracking server serves its own UI: {uri}")
+        return 0
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    print(f"MLflow UI on {uri}: http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sweeps import report, tracking
+
+    client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
+    parent = tracking.find_sweep(client, args.sweep)
+    started = time.monotonic()
+    out = report.write_report(client, parent, args.out)
+    print(f"report: {out / 'report.html'} ({time.monotonic() - started:.1f}s)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sweeps import compare, tracking
+
+    client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
+    out = compare.write_comparison(client, args.curves, args.metric, args.out)
+    print(f"comparison: {out / 'compare.html'}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "ls": cmd_ls,
+    "show": cmd_show,
+    "ui": cmd_ui,
+    "report": cmd_report,
+    "compare": cmd_compare,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (UsageError, SweepError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""Run a sweep: Ray Tune fans packs of points out over Ray, the driver writes MLflow.
+
+Resume is decided by MLflow, the store of record: a point whose child run is complete is not
+trained again, whatever Ray Tune's own experiment folder (kept at a stable path per sweep,
+``<storage_path>/<name>-<config hash>``) holds. This works from any machine that sees the
+tracking store, and a result that reached Tune but not MLflow is simply trained again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ray.tune import Callback
+
+from sweeps.config import SweepConfig, TrainingPoint
+from sweeps.errors import SweepError, UsageError
+from sweeps.progress import Progress
+from sweeps.tracking import ChildRunWriter, PointRecord, Sweep
+from sweeps.trainable import config_json, pack_trainable
+
+#: the most points per trial: per-model time stops falling beyond ~16-32 (see bench/)
+MAX_PACK = 32
+#: keep one trial's activations and gradients under this many bytes
+PACK_MEMORY_BUDGET = 512 * 2**20
+WRITER_DRAIN_SECONDS = float(os.environ.get("REGSWEEP_WRITER_DRAIN_SECONDS", "900"))
+
+
+def _bytes_per_model(config: SweepConfig, point: TrainingPoint, n_train: int) -> int:
+    batch = config.model.batch_size or n_train
+    units = point.width * point.depth + 10
+    itemsize = 4 if config.model.dtype == "float32" else 8
+    return 6 * units * batch * itemsize  # z, a, dz, da, masks, scratch per unit and sample
+
+
+def plan_packs(
+    config: SweepConfig,
+    points: Sequence[TrainingPoint],
+    slots: int,
+    n_train: int,
+) -> list[list[TrainingPoint]]:
+    """Group points that share an architecture into packs trained by one trial each.
+
+    ``execution.pack_size: auto`` aims at about two packs per slot (so no slot idles at the end)
+    with at most :data:`MAX_PACK` points and :data:`PACK_MEMORY_BUDGET` bytes per pack; an
+    integer fixes the pack size (1 = one point per trial).
+    """
+    groups: dict[tuple[int, int], list[TrainingPoint]] = {}
+    for point in points:
+        groups.setdefault((point.depth, point.width), []).append(point)
+    setting = config.execution.pack_size
+    packs = []
+    for group in groups.values():
+        if setting == "auto":
+            size = math.ceil(len(points) / max(1, 2 * slots))
+            memory_cap = PACK_MEMORY_BUDGET // _bytes_per_model(config, group[0], n_train)
+            size = max(1, min(size, MAX_PACK, memory_cap))
+        else:
+            size = setting
+        n_packs = math.ceil(len(group) / size)
+        base, extra = divmod(len(group), n_packs)
+        start = 0
+        for index in range(n_packs):
+            stop = start + base + (index < extra)
+            packs.append(group[start:stop])
+            start = stop
+    return packs
+
+
+# --- Ray --------------------------------------------------------------------------------------
+
+
+def _quiet_ray_logging() -> None:
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TBX files
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, no banner
+    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # it looks for the result files that the disabled loggers would have written
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # a local Ray turns token authentication on by itself; saying so on every run is noise
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+
+
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when nothing listens at a Ray cluster's ``HOST:PORT``."""
+    if address in ("auto", "local") or address.startswith(("ray://", "anyscale://")):
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise UsageError(f"--address: expected HOST:PORT of the Ray head, got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise SweepError(
+            f"cannot reach the Ray cluster at {address} (--address / RAY_ADDRESS): {reason}"
+        ) from None
+
+
+def connect_ray(address: str | None) -> dict[str, float]:
+    """Start a local Ray (no address) or join a cluster; return its resources."""
+    _quiet_ray_logging()
+    import ray
+
+    if address:
+        check_ray_address(address)
+    try:
+        if address and address != "local":
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            ray.init(
+                address="local" if address == "local" else None,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
+    except Exception as error:  # ConnectionError, AuthenticationError, RuntimeError, ...
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        hint = ""
+        if "auth" in str(error).lower() or "token" in str(error).lower():
+            hint = " (check RAY_AUTH_MODE and RAY_AUTH_TOKEN)"
+        raise SweepError(f"cannot start or join {where}: {first}{hint}") from None
+    return ray.cluster_resources()
+
+
+def slots_for(config: SweepConfig, resources: dict[str, float]) -> int:
+    slots = max(1, int(resources.get("CPU", 1) // config.execution.cpus_per_trial))
+    if config.execution.max_concurrent_trials:
+        slots = min(slots, config.execution.max_concurrent_trials)
+    return slots
+
+
+# --- the Tune side ----------------------------------------------------------------------------
+
+
+class ResultsToMLflow(Callback):
+    """Hands each pack's results to the MLflow writer, and removes them from Tune's copy."""
+
+    def __init__(
+        self, packs: list[list[TrainingPoint]], writer: ChildRunWriter, progress: Progress
+    ) -> None:
+        self.packs, self.writer, self.progress = packs, writer, progress
+
+    def __getstate__(self) -> dict:
+        # Tune pickles its state for Tuner.restore, which sweeps never use (MLflow decides what
+        # is done); the writer's thread and lock cannot be pickled
+        return {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        by_key = {p.key: p for p in self.packs[trial.config["pack"]]}
+        for item in result.pop("points", []):  # Tune keeps last_result: keep it small
+            self.writer.submit(PointRecord(by_key[item["key"]], result=item))
+            self.progress.point_done(diverged=item["diverged"])
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        points = self.packs[trial.config["pack"]]
+        message = _last_error_line(trial)
+        for point in points:
+            self.writer.submit(PointRecord(point, error=message))
+        self.progress.point_failed(len(points))
+        self.progress.note(f"a trial failed for good ({len(points)} points): {message}")
+
+
+def _last_error_line(trial: Any) -> str:
+    """The last line of a failed trial's error (its exception), or a generic message."""
+    path = getattr(trial, "error_file", None)
+    try:
+        if path and os.path.exists(path):
+            with open(path) as handle:
+                lines = [line for line in handle.read().splitlines() if line.strip()]
+            if lines:
+                return lines[-1].strip()[:500]
+    except OSError:
+        pass
+    return "trial failed"
+
+
+@dataclass
+class SweepOutcome:
+    """What a run did, for the CLI's summary."""
+
+    sweep: Sweep
+    total: int
+    trained: int
+    skipped: int
+    failed: int
+    unwritten: int
+    seconds: float
+    writer_retries: int
+    interrupted: bool = False
+
+
+def run_points(
+    config: SweepConfig,
+    sweep: Sweep,
+    points: Sequence[TrainingPoint],
+    *,
+    slots: int,
+    n_train: int,
+    storage_path: str | None,
+    progress: Progress,
+) -> SweepOutcome:
+    """Train ``points`` (those not done yet) with Ray Tune and write them to ``sweep``."""
+    from ray import tune
+    from ray.tune import FailureConfig, RunConfig, TuneConfig
+
+    started = time.monotonic()
+    todo = [p for p in points if p.key not in sweep.done_keys]
+    skipped = len(points) - len(todo)
+    writer = ChildRunWriter(sweep, config)
+    interrupted = False
+    failed_before = progress.failed
+    if todo:
+        packs = plan_packs(config, todo, slots, n_train)
+        trainable = tune.with_parameters(
+            pack_trainable,
+            config_json=config_json(config),
+            packs=[[p.as_dict() for p in pack] for pack in packs],
+        )
+        trainable = tune.with_resources(trainable, {"cpu": config.execution.cpus_per_trial})
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"pack": tune.grid_search(list(range(len(packs))))},
+            tune_config=TuneConfig(
+                max_concurrent_trials=slots,
+                reuse_actors=True,
+                trial_name_creator=lambda trial: f"pack-{trial.config['pack']}",
+                trial_dirname_creator=lambda trial: f"pack-{trial.config['pack']}-{trial.trial_id}",
+            ),
+            run_config=RunConfig(
+                name=f"{config.name}-{config.config_hash[:8]}",
+                storage_path=storage_path or config.execution.storage_path,
+                callbacks=[ResultsToMLflow(packs, writer, progress)],
+                failure_config=FailureConfig(max_failures=config.execution.max_failures),
+                verbose=0,
+            ),
+        )
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            interrupted = True
+            progress.note("interrupted: writing what finished; resume with --resume")
+    if writer.pending:
+        progress.note(f"writing {writer.pending} results to MLflow ...")
+    unwritten = writer.close(WRITER_DRAIN_SECONDS)
+    if unwritten:
+        progress.note(
+            f"{unwritten} results could not be written to MLflow ({writer.last_error}); "
+            "they will be trained again with --resume"
+        )
+    return SweepOutcome(
+        sweep=sweep,
+        total=len(points),
+        trained=len(todo),
+        skipped=skipped,
+        failed=progress.failed - failed_before,
+        unwritten=unwritten,
+        seconds=time.monotonic() - started,
+        writer_retries=writer.retries,
+        interrupted=interrupted,
+    )
+
+
+def shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def resources_summary(resources: dict[str, Any]) -> str:
+    cpus = resources.get("CPU", 0)
+    nodes = sum(1 for key in resources if key.startswith("node:") and not key.startswith("node:__"))
+    return f"{nodes} node{'s' if nodes != 1 else ''}, {cpus:g} CPUs"

@@ -1,0 +1,458 @@
+"""MLflow layout of a sweep, and the driver-side writer that is its only writer.
+
+Layout: one parent run per sweep (params: the flattened config; artifact: ``sweep.yaml``) and one
+nested child run per training point (tag ``mlflow.parentRunId``), identified by a deterministic
+key tag, so that a resumed sweep or a retried trial finds its run instead of adding a second.
+
+A child run is complete when it is FINISHED, or FAILED with the ``diverged`` tag (training that
+diverges does so again). A child run that is anything else (cut off mid-write, or a trial that
+failed for good) is replaced when its point is trained again.
+
+Writes happen in a background thread that retries with backoff while the tracking server is
+unreachable and keeps the results in memory meanwhile. Each result carries fixed metric
+timestamps, and MLflow stores identical metric values once, so a retried write adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sweeps.config import SweepConfig, TrainingPoint
+from sweeps.errors import SweepError, UsageError
+
+# our HTTP retries are the writer's backoff; MLflow's own would stall the driver for minutes
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+logging.getLogger("mlflow").setLevel(logging.WARNING)  # database set-up chatter
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+KIND_TAG = "regsweep.kind"  # "sweep" (parent) or "point" (child)
+SWEEP_TAG = "regsweep.sweep"  # the sweep's name, on the parent
+HASH_TAG = "regsweep.config_hash"
+POINTS_TAG = "regsweep.points"
+KEY_TAG = "regsweep.key"  # the point's deterministic key, on children
+WRITER_TAG = "regsweep.writer"
+NODE_TAG = "regsweep.node"
+DIVERGED_TAG = "diverged"
+ERROR_TAG = "regsweep.error"
+BEST_TAG = "regsweep.best"
+MISSING_TAG = "regsweep.missing"
+
+MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+MAX_PARAMS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+
+
+def point_params(config: SweepConfig, point: TrainingPoint) -> dict[str, str]:
+    """The contract's child-run params."""
+    model = config.model
+    values = {
+        "penalty": point.penalty,
+        "lam": point.lam,
+        "l1_ratio": point.l1_ratio,
+        "keep_prob": point.keep_prob,
+        "depth": point.depth,
+        "width": point.width,
+        "activation": model.activation,
+        "optimizer": model.optimizer,
+        "learning_rate": model.learning_rate,
+        "epochs": model.epochs,
+        "batch_size": model.batch_size,
+        "seed": point.seed,
+        "dataset": config.dataset.name,
+    }
+    return {key: str(value) for key, value in values.items()}
+
+
+def default_tracking_uri() -> str | None:
+    """``--tracking-uri`` falls back to MLFLOW_TRACKING_URI, then to MLflow's own default."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+def client_for(tracking_uri: str | None):
+    """An MlflowClient; an unusable URI is a UsageError naming ``--tracking-uri``."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri)
+        _ = client._tracking_client.store  # resolve the store now: a bad URI fails here
+    except (MlflowException, ValueError) as error:
+        first = str(error).splitlines()[0]
+        raise UsageError(f"--tracking-uri: cannot use {tracking_uri!r}: {first}") from None
+    return client
+
+
+def check_tracking_server(tracking_uri: str | None, timeout: float = 5.0) -> None:
+    """Fail fast (SweepError) when an HTTP tracking server is unreachable or refuses us."""
+    if not tracking_uri or not tracking_uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    base = tracking_uri.rstrip("/")
+    try:
+        health = requests.get(f"{base}/health", timeout=timeout)
+    except requests.RequestException as error:
+        raise SweepError(
+            f"cannot reach the MLflow tracking server at {tracking_uri} (--tracking-uri / "
+            f"MLFLOW_TRACKING_URI): {type(error).__name__}"
+        ) from None
+    auth = None
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        auth = (
+            os.environ["MLFLOW_TRACKING_USERNAME"],
+            os.environ.get("MLFLOW_TRACKING_PASSWORD", ""),
+        )
+    headers = {}
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    try:
+        probe = requests.get(
+            f"{base}/api/2.0/mlflow/experiments/search",
+            params={"max_results": 1},
+            auth=auth,
+            headers=headers,
+            timeout=timeout,
+        )
+    except requests.RequestException as error:
+        raise SweepError(f"the MLflow tracking server at {tracking_uri} failed: {error}") from None
+    if probe.status_code in (401, 403):
+        raise SweepError(
+            f"the MLflow tracking server at {tracking_uri} refused the credentials "
+            f"(HTTP {probe.status_code}); set MLFLOW_TRACKING_USERNAME/PASSWORD or "
+            "MLFLOW_TRACKING_TOKEN"
+        )
+    if health.status_code != 200 or probe.status_code != 200:
+        raise SweepError(
+            f"the MLflow tracking server at {tracking_uri} is not healthy "
+            f"(/health: HTTP {health.status_code}, search: HTTP {probe.status_code})"
+        )
+
+
+def experiment_id(client: Any, name: str, *, create: bool) -> str | None:
+    """The id of experiment ``name``; created when missing and ``create`` is set."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage != "active":
+            raise UsageError(
+                f"experiment: {name!r} is deleted in this tracking store; restore it or "
+                "choose another name"
+            )
+        return experiment.experiment_id
+    return client.create_experiment(name) if create else None
+
+
+def _search_all(client: Any, experiment_ids: list[str], filter_string: str, **kwargs) -> Iterator:
+    token = None
+    while True:
+        page = client.search_runs(
+            experiment_ids, filter_string, max_results=1000, page_token=token, **kwargs
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def sweep_runs(client: Any, experiment: str | None = None) -> list:
+    """Parent runs of sweeps, newest first (all experiments unless one is named)."""
+    if experiment is None:
+        ids = [e.experiment_id for e in client.search_experiments()]
+    else:
+        found = client.get_experiment_by_name(experiment)
+        ids = [found.experiment_id] if found else []
+    if not ids:
+        return []
+    return list(
+        _search_all(
+            client, ids, f"tags.`{KIND_TAG}` = 'sweep'", order_by=["attributes.start_time DESC"]
+        )
+    )
+
+
+def find_sweep(client: Any, sweep: str | None, experiment: str | None = None):
+    """A sweep's parent run by name (the newest of that name) or run id; None = the newest."""
+    runs = sweep_runs(client, experiment)
+    if sweep is None:
+        if not runs:
+            raise UsageError("SWEEP: there are no sweeps in this tracking store yet, got none")
+        return runs[0]
+    for run in runs:
+        if run.info.run_id == sweep or run.data.tags.get(SWEEP_TAG) == sweep:
+            return run
+    names = sorted({r.data.tags.get(SWEEP_TAG, "?") for r in runs})
+    known = f" (known: {', '.join(names)})" if names else ""
+    raise UsageError(f"SWEEP: no sweep named or with run id {sweep!r}{known}")
+
+
+def child_runs(client: Any, parent: Any) -> list:
+    """All active child runs of a sweep's parent run."""
+    return list(
+        _search_all(
+            client,
+            [parent.info.experiment_id],
+            f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+        )
+    )
+
+
+def is_complete(run: Any) -> bool:
+    status = run.info.status
+    return status == "FINISHED" or (
+        status == "FAILED" and run.data.tags.get(DIVERGED_TAG) == "true"
+    )
+
+
+@dataclass
+class Sweep:
+    """A sweep's parent run and what it already holds."""
+
+    client: Any
+    experiment_id: str
+    run_id: str
+    name: str
+    resumed: bool
+    done_keys: set[str] = field(default_factory=set)
+
+
+def start_sweep(
+    client: Any, config: SweepConfig, config_text: str, n_points: int, *, resume: bool
+) -> Sweep:
+    """Create the parent run, or with ``resume`` reopen the newest sweep of this name."""
+    exp_id = experiment_id(client, config.experiment, create=True)
+    if resume:
+        previous = [
+            r
+            for r in sweep_runs(client, config.experiment)
+            if r.data.tags.get(SWEEP_TAG) == config.name
+        ]
+        if previous:
+            parent = previous[0]
+            if parent.data.tags.get(HASH_TAG) != config.config_hash:
+                raise UsageError(
+                    f"--resume: sweep {config.name!r} ({parent.info.run_id}) was started with "
+                    "another dataset/model/search config; run without --resume for a new sweep"
+                )
+            done = {
+                r.data.tags[KEY_TAG]
+                for r in child_runs(client, parent)
+                if is_complete(r) and KEY_TAG in r.data.tags
+            }
+            client.update_run(parent.info.run_id, status="RUNNING")
+            return Sweep(client, exp_id, parent.info.run_id, config.name, True, done)
+    tags = {
+        KIND_TAG: "sweep",
+        SWEEP_TAG: config.name,
+        HASH_TAG: config.config_hash,
+        POINTS_TAG: str(n_points),
+    }
+    run = client.create_run(exp_id, tags=tags, run_name=config.name)
+    params = [_param(key, value) for key, value in config.flat_params().items()]
+    for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
+        client.log_batch(run.info.run_id, params=params[start : start + MAX_PARAMS_PER_BATCH])
+    client.log_text(run.info.run_id, config_text, "sweep.yaml")
+    return Sweep(client, exp_id, run.info.run_id, config.name, False)
+
+
+def _param(key: str, value: str):
+    from mlflow.entities import Param
+
+    if len(value) > MAX_PARAM_LENGTH:
+        value = value[: MAX_PARAM_LENGTH - 3] + "..."
+    return Param(key, value)
+
+
+def finish_sweep(sweep: Sweep, *, missing: int, interrupted: bool = False) -> None:
+    """Close the parent run: FINISHED when every point has a complete child run."""
+    status = "KILLED" if interrupted else ("FAILED" if missing else "FINISHED")
+    sweep.client.set_tag(sweep.run_id, MISSING_TAG, str(missing))
+    sweep.client.set_terminated(sweep.run_id, status=status)
+
+
+# --- the writer -------------------------------------------------------------------------------
+
+
+@dataclass
+class PointRecord:
+    """One point's outcome, ready to write: a result, or the error that stopped its trial."""
+
+    point: TrainingPoint
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class ChildRunWriter:
+    """Writes child runs from a background thread, retrying with backoff.
+
+    Parameters
+    ----------
+    sweep : Sweep
+    config : SweepConfig
+    on_written : callable, optional
+        Called with each record once it is in the store.
+    max_backoff : float
+        Longest wait between two attempts, in seconds.
+    """
+
+    def __init__(
+        self,
+        sweep: Sweep,
+        config: SweepConfig,
+        on_written: Callable[[PointRecord], None] | None = None,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.sweep, self.config = sweep, config
+        self.on_written = on_written
+        self.max_backoff = max_backoff
+        self.writer_id = uuid.uuid4().hex[:12]
+        self._queue: queue.Queue[PointRecord | None] = queue.Queue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._created: dict[str, str] = {}  # key -> run id created by this writer
+        self._scratch = tempfile.TemporaryDirectory(prefix="regsweep-")
+        self.retries = 0
+        self.last_error: str | None = None
+        self._thread = threading.Thread(target=self._loop, name="mlflow-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
+    def submit(self, record: PointRecord) -> None:
+        with self._lock:
+            self._pending += 1
+        self._queue.put(record)
+
+    def close(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the queue to drain; return what was not written."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        left = self.pending
+        if not self._thread.is_alive():
+            self._scratch.cleanup()
+        return left
+
+    def _loop(self) -> None:
+        while True:
+            record = self._queue.get()
+            if record is None:
+                return
+            delay = 1.0
+            while True:
+                try:
+                    self._write(record)
+                    break
+                except Exception as error:  # any store or network failure: back off, try again
+                    self.retries += 1
+                    text = str(error).splitlines()[0][:200] if str(error) else ""
+                    self.last_error = f"{type(error).__name__}: {text}"
+                    time.sleep(delay)
+                    delay = min(delay * 2.0, self.max_backoff)
+            with self._lock:
+                self._pending -= 1
+            if self.on_written is not None:
+                self.on_written(record)
+
+    def _existing(self, key: str) -> list:
+        return list(
+            _search_all(
+                self.sweep.client,
+                [self.sweep.experiment_id],
+                f"tags.`{PARENT_TAG}` = '{self.sweep.run_id}' and tags.`{KEY_TAG}` = '{key}'",
+            )
+        )
+
+    def _run_for(self, record: PointRecord) -> str | None:
+        """The run to write into: ours from an earlier attempt, or a new one; None if done."""
+        client, point = self.sweep.client, record.point
+        if point.key in self._created:
+            return self._created[point.key]
+        for run in self._existing(point.key):
+            if run.data.tags.get(WRITER_TAG) == self.writer_id:
+                self._created[point.key] = run.info.run_id  # created, but the reply was lost
+                return run.info.run_id
+            if is_complete(run) and record.result is not None:
+                return None  # written before (a resumed sweep or a re-delivered result)
+            client.delete_run(run.info.run_id)  # cut off mid-write, or a failed trial: replace
+        run = client.create_run(
+            self.sweep.experiment_id,
+            start_time=int(time.time() * 1000),
+            tags={
+                PARENT_TAG: self.sweep.run_id,
+                KIND_TAG: "point",
+                KEY_TAG: point.key,
+                WRITER_TAG: self.writer_id,
+            },
+            run_name=point.run_name,
+        )
+        self._created[point.key] = run.info.run_id
+        return run.info.run_id
+
+    def _write(self, record: PointRecord) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        run_id = self._run_for(record)
+        if run_id is None:
+            return
+        client, result = self.sweep.client, record.result
+        params = [_param(k, v) for k, v in point_params(self.config, record.point).items()]
+        tags: list = []
+        metrics: list = []
+        if result is None:
+            tags.append(RunTag(ERROR_TAG, (record.error or "trial failed")[:5000]))
+            status = "FAILED"
+        else:
+            stamp = result["finished_ms"]
+            columns = result["columns"]
+            epoch_column = columns.index("epoch")
+            for row in result["rows"]:
+                step = int(row[epoch_column])
+                metrics += [
+                    Metric(name, _finite_or_nan(value), stamp, step)
+                    for name, value in zip(columns, row, strict=True)
+                    if name != "epoch"
+                ]
+            last_step = int(result["rows"][-1][epoch_column])
+            for name, value in result["final"].items():
+                if name not in columns:
+                    metrics.append(Metric(name, _finite_or_nan(value), stamp, last_step))
+            tags.append(RunTag("fit_seconds", f"{result['fit_seconds']:.4f}"))
+            if result.get("node"):
+                tags.append(RunTag(NODE_TAG, result["node"]))
+            if result["diverged"]:
+                tags.append(RunTag(DIVERGED_TAG, "true"))
+            status = "FAILED" if result["diverged"] else "FINISHED"
+        client.log_batch(run_id, params=params, tags=tags)
+        for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+            client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+        if result is not None:
+            path = Path(self._scratch.name) / record.point.key / "weights.npz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(result["weights"])
+            client.log_artifact(run_id, str(path))
+        end = result["finished_ms"] if result is not None else int(time.time() * 1000)
+        client.set_terminated(run_id, status=status, end_time=end)
+
+
+def _finite_or_nan(value: float) -> float:
+    """MLflow stores NaN as NaN; infinities become +-max-float there. Keep them as they are."""
+    return float(value) if value is not None else math.nan
+
+
+def complete_keys(runs: Iterable) -> set[str]:
+    return {r.data.tags[KEY_TAG] for r in runs if is_complete(r) and KEY_TAG in r.data.tags}
