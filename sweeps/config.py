@@ -339,7 +339,8 @@ _MESSAGES = {
 
 
 def _format_error(error: dict[str, Any]) -> str:
-    parts = [str(p) for p in error["loc"] if not _is_union_tag(p)]
+    # list positions are left out: the value itself says which element is wrong
+    parts = [str(p) for p in error["loc"] if not _is_union_tag(p) and not isinstance(p, int)]
     path = ".".join(parts) or "config"
     kind = error["type"]
     context = error.get("ctx") or {}
@@ -348,12 +349,16 @@ def _format_error(error: dict[str, Any]) -> str:
     elif kind == "value_error":
         message = str(context.get("error", error["msg"]))
     elif kind in _MESSAGES:
-        message = _MESSAGES[kind].format(**context)
+        message = _MESSAGES[kind].format(**{k: _number(v) for k, v in context.items()})
     else:
         message = error["msg"][:1].lower() + error["msg"][1:]
     if kind == "missing":
         return f"{path}: {message}"
     return f"{path}: {message}, got {error.get('input')!r}"
+
+
+def _number(value: Any) -> Any:
+    return f"{value:g}" if isinstance(value, float) else value
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -365,8 +370,17 @@ def _is_union_tag(part: Any) -> bool:
 
 
 def _best_error(errors: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Of several errors (one per union member), the one that went deepest into the input."""
-    return max(errors, key=lambda e: len([p for p in e["loc"] if not _is_union_tag(p)]))
+    """Of several errors (one per union member), the most telling: the one that went deepest
+    into the input, and of those one about the value rather than its type."""
+    type_errors = ("literal_error", "missing", "extra_forbidden") + tuple(
+        k for k in _MESSAGES if k.endswith("_type")
+    )
+
+    def rank(error: dict[str, Any]) -> tuple[int, int]:
+        depth = len([p for p in error["loc"] if not _is_union_tag(p)])
+        return depth, int(error["type"] not in type_errors)
+
+    return max(errors, key=rank)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

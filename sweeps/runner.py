@@ -105,29 +105,35 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
 
 
 def connect_ray(address: str | None) -> dict[str, float]:
-    """Start a local Ray (no address) or join a cluster; return its resources."""
+    """Start a local Ray (no address, or ``local``) or join a cluster; return its resources.
+
+    A local Ray is always a new one: ``ray.init()`` without an address would silently join a
+    cluster that ``ray start`` left running on this machine.
+    """
     _quiet_ray_logging()
     import ray
 
-    if address:
+    if address and address != "local":
         check_ray_address(address)
     try:
         if address and address != "local":
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         else:
             ray.init(
-                address="local" if address == "local" else None,
+                address="local",
                 include_dashboard=False,
                 logging_level=logging.WARNING,
                 log_to_driver=False,
             )
     except Exception as error:  # ConnectionError, AuthenticationError, RuntimeError, ...
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        hint = ""
-        if "auth" in str(error).lower() or "token" in str(error).lower():
-            hint = " (check RAY_AUTH_MODE and RAY_AUTH_TOKEN)"
-        raise SweepError(f"cannot start or join {where}: {first}{hint}") from None
+        text = str(error).strip()
+        first = text.splitlines()[0] if text else type(error).__name__
+        if address and address != "local":
+            raise SweepError(
+                f"cannot join the Ray cluster at {address}: {first} (is it up, and do "
+                "RAY_AUTH_MODE / RAY_AUTH_TOKEN match the cluster's?)"
+            ) from None
+        raise SweepError(f"cannot start a local Ray: {first}") from None
     return ray.cluster_resources()
 
 

@@ -1,0 +1,228 @@
+"""Test helpers: the sweeps CLI as a subprocess, small sweep configs, and real Ray nodes and MLflow
+servers run as processes on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cli(
+    *args: str, cwd: Path, env: dict | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run ``sweeps ARGS`` (``python -m sweeps.cli``) and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cli_background(*args: str, cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start ``sweeps ARGS`` in the background (its own process group), output to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def kill_group(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Kill a background process and everything it started in its group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    process.wait(timeout=60)
+
+
+SMALL = {
+    "name": "small",
+    "experiment": "tests",
+    "dataset": {"name": "moons", "n_samples": 120, "noise": 0.3, "seed": 0},
+    "model": {
+        "activation": "tanh",
+        "width": 8,
+        "learning_rate": 0.5,
+        "epochs": 300,
+        "log_every": 50,
+    },
+    "search": {
+        "depths": [1, 2],
+        "seeds": [0, 1],
+        "penalties": {"none": {}, "l2": {"lam": [0.01, 0.3, 3.0]}, "l1": {"lam": [0.1]}},
+    },
+    "execution": {"max_failures": 2},
+}
+
+
+def deep_update(base: dict, changes: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def write_config(path: Path, changes: dict | None = None, base: dict = SMALL) -> Path:
+    path.write_text(yaml.safe_dump(deep_update(base, changes or {}), sort_keys=False))
+    return path
+
+
+def _wait_for_line(log: Path, needle: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and needle in log.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited early:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.3)
+    raise TimeoutError(f"no {needle!r} in {log} after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+class RayNode:
+    """``ray start [--head] ... --block`` as a child process; stop() ends just this node."""
+
+    def __init__(
+        self,
+        log: Path,
+        *,
+        head: bool,
+        port: int | None = None,
+        address: str | None = None,
+        num_cpus: int = 2,
+        command: list[str] | None = None,
+    ) -> None:
+        self.log = log
+        self.port = port
+        if command is None:
+            command = [str(VENV_BIN / "ray"), "start", f"--num-cpus={num_cpus}", "--block"]
+            if head:
+                command += ["--head", f"--port={port}", "--include-dashboard=false"]
+            else:
+                command += [f"--address={address}"]
+        self.process = subprocess.Popen(
+            command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        _wait_for_line(log, "Ray runtime started", self.process, timeout=120)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+
+class MlflowServer:
+    """``mlflow server`` on loopback with a SQLite backend and proxied artifact storage."""
+
+    def __init__(
+        self, folder: Path, port: int | None = None, command: list[str] | None = None
+    ) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.command = command or [
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120) -> None:
+        log = self.folder / "server.log"
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=self.folder,
+            stdout=log.open("a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.uri}/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        raise TimeoutError(f"mlflow server not healthy after {timeout}s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+
+def client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def sweep_runs(uri: str, experiment: str = "tests") -> tuple[list[Any], list[Any]]:
+    """(parent runs, child runs) of an experiment, read back with MlflowClient."""
+    mlflow_client = client(uri)
+    found = mlflow_client.get_experiment_by_name(experiment)
+    if found is None:
+        return [], []
+    runs = mlflow_client.search_runs([found.experiment_id], max_results=5000)
+    parents = [r for r in runs if r.data.tags.get("regsweep.kind") == "sweep"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children

@@ -1,0 +1,158 @@
+"""``sweeps run`` end to end through the CLI, on real Ray and real MLflow stores, read back with
+MlflowClient and checked against regcore run directly."""
+
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from regcore.datasets import load_dataset
+from sweeps.config import expand, read_config
+from sweeps.tracking import point_params
+from sweeps.trainable import estimator_for
+from tests.helpers import cli, cli_background, client, kill_group, sweep_runs, write_config
+
+
+def _histories(mlflow_client, run):
+    names = [k for k in run.data.metrics if k not in ("test_cost", "test_error")]
+    return {
+        name: [
+            (m.step, m.value)
+            for m in sorted(
+                mlflow_client.get_metric_history(run.info.run_id, name), key=lambda m: m.step
+            )
+        ]
+        for name in names
+    }
+
+
+def test_quickstart_end_to_end_with_the_embedded_defaults(tmp_path):
+    """The README's main command in an empty folder: local Ray, MLflow in ./mlflow.db."""
+    result = cli("run", "configs/quickstart.yaml", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parents, children = sweep_runs(uri, experiment="regsweep")
+    config, _, _ = read_config("configs/quickstart.yaml")
+    points = expand(config)
+    assert len(parents) == 1
+    assert parents[0].info.status == "FINISHED"
+    assert len(children) == len(points)
+    assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
+    assert all(c.info.status == "FINISHED" for c in children)
+    by_key = {c.data.tags["regsweep.key"]: c for c in children}
+    assert set(by_key) == {p.key for p in points}
+
+    # every point's params and step history equal regcore trained directly on the same point
+    data = load_dataset("moons", n_samples=200, noise=0.35, seed=0, train=0.5, dev=0.25, test=0.25)
+    mlflow_client = client(uri)
+    for point in points:
+        run = by_key[point.key]
+        assert run.data.params == point_params(config, point)
+        clf = estimator_for(config.model, point).fit(
+            data.X_train, data.y_train, data.X_dev, data.y_dev
+        )
+        logged = _histories(mlflow_client, run)
+        expected = clf.history_.set_index("epoch")
+        assert set(logged) == set(expected.columns)
+        for name, series in logged.items():
+            steps, values = zip(*series, strict=True)
+            assert list(steps) == expected.index.tolist()
+            np.testing.assert_allclose(values, expected[name].to_numpy(), rtol=1e-9, atol=1e-12)
+        assert run.data.metrics["test_error"] == pytest.approx(
+            1 - clf.score(data.X_test, data.y_test)
+        )
+        assert [a.path for a in mlflow_client.list_artifacts(run.info.run_id)] == ["weights.npz"]
+
+    # the report was written and logged on the parent run
+    assert (tmp_path / "reports" / "quickstart" / "report.html").exists()
+    report_files = {a.path for a in mlflow_client.list_artifacts(parents[0].info.run_id, "report")}
+    assert "report/report.html" in report_files and "report/curves.csv" in report_files
+    assert "sweep quickstart: 34 points" in result.stdout
+    assert "best point per (penalty, depth, width)" in result.stdout
+
+
+def test_resume_after_the_driver_is_killed(tmp_path, ray_head):
+    config = write_config(
+        tmp_path / "resume.yaml",
+        {
+            "name": "resume",
+            "model": {"epochs": 2000},
+            "search": {"seeds": [0, 1, 2]},
+            "execution": {"pack_size": 1, "max_concurrent_trials": 1},
+        },
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = [
+        "--address",
+        ray_head.address,
+        "--tracking-uri",
+        uri,
+        "--storage-path",
+        str(tmp_path / "ray"),
+        "--no-report",
+    ]
+    driver = cli_background("run", str(config), *common, cwd=tmp_path, log=tmp_path / "first.log")
+    deadline = time.monotonic() + 300
+    finished = []
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        _, children = sweep_runs(uri)
+        finished = [c for c in children if c.info.status == "FINISHED"]
+        if len(finished) >= 4:
+            break
+        assert driver.poll() is None, (tmp_path / "first.log").read_text()
+    kill_group(driver, signal.SIGKILL)
+    _, children = sweep_runs(uri)
+    before = {c.data.tags["regsweep.key"]: c for c in children if c.info.status == "FINISHED"}
+    total = len(expand(read_config(str(config))[0]))
+    assert 4 <= len(before) < total
+
+    result = cli("run", str(config), "--resume", *common, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f"resuming: {len(before)} points done before, {total - len(before)} to train"
+        in result.stdout
+    )
+    parents, children = sweep_runs(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    keys = [c.data.tags["regsweep.key"] for c in children]
+    assert len(keys) == len(set(keys)) == total  # exactly one child per point
+    assert all(c.info.status == "FINISHED" for c in children)
+    after = {c.data.tags["regsweep.key"]: c for c in children}
+    for key, run in before.items():  # not trained again, not rewritten
+        assert after[key].info.run_id == run.info.run_id
+        assert after[key].info.end_time == run.info.end_time
+
+
+def test_a_diverging_point_fails_alone(tmp_path, ray_head):
+    # lr * lam / m = 0.5 * 1e4 / 72 >> 2: gradient descent on that point blows up
+    config = write_config(
+        tmp_path / "div.yaml",
+        {
+            "name": "diverging",
+            "search": {"depths": [2], "seeds": [0], "penalties": {"l2": {"lam": [0.01, 1.0, 1e4]}}},
+        },
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = cli(
+        "run",
+        str(config),
+        "--address",
+        ray_head.address,
+        "--tracking-uri",
+        uri,
+        "--storage-path",
+        str(tmp_path / "ray"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 diverged" in result.stdout
+    parents, children = sweep_runs(uri)
+    status = {float(c.data.params["lam"]): c for c in children}
+    assert status[1e4].info.status == "FAILED" and status[1e4].data.tags["diverged"] == "true"
+    assert status[0.01].info.status == status[1.0].info.status == "FINISHED"
+    assert "diverged" not in status[0.01].data.tags
+    assert parents[0].info.status == "FINISHED"
+    # the report skips the diverged point
+    assert (tmp_path / "reports" / "diverging" / "curves.csv").exists()
