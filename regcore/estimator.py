@@ -192,8 +192,15 @@ class RegularizedClassifier(ClassifierMixin, BaseEstimator):
         index = (z[0] > 0).astype(np.intp) if z.shape[0] == 1 else z.argmax(axis=0)
         return self.classes_[index]
 
+    def loss(self, X: Any, y: Any) -> float:
+        """The data term ``(1/m) sum_i L`` on (X, y), no penalty (how ``dev_cost`` is defined)."""
+        return self._loss_and_penalty(X, y)[0]
+
     def cost(self, X: Any, y: Any) -> float:
         """J on (X, y) with the current weights, penalty included (``m = len(X)``)."""
+        return sum(self._loss_and_penalty(X, y))
+
+    def _loss_and_penalty(self, X: Any, y: Any) -> tuple[float, float]:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=dtype_of(self.dtype))
         y_index = _label_indices(self.classes_, np.asarray(y), "y", len(X))
@@ -201,7 +208,8 @@ class RegularizedClassifier(ClassifierMixin, BaseEstimator):
         z = forward_logits(stack, np.ascontiguousarray(X.T), self.activation)[-1]
         targets = one_hot_targets(y_index, z.shape[1], z.dtype)
         sq_coef, abs_coef = penalty_entries(stack, [self._settings()])
-        return float(data_loss(z, targets)[0] + penalty_value(stack, sq_coef, abs_coef, len(X))[0])
+        penalty = penalty_value(stack, sq_coef, abs_coef, len(X))[0]
+        return float(data_loss(z, targets)[0]), float(penalty)
 
 
 def _label_indices(classes: Array, labels: Array, name: str, n_samples: int) -> Array:

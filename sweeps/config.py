@@ -372,9 +372,8 @@ def _is_union_tag(part: Any) -> bool:
 def _best_error(errors: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Of several errors (one per union member), the most telling: the one that went deepest
     into the input, and of those one about the value rather than its type."""
-    type_errors = ("literal_error", "missing", "extra_forbidden") + tuple(
-        k for k in _MESSAGES if k.endswith("_type")
-    )
+    type_errors = {"literal_error", "missing", "extra_forbidden"}
+    type_errors |= {k for k in _MESSAGES if k.endswith("_type")}
 
     def rank(error: dict[str, Any]) -> tuple[int, int]:
         depth = len([p for p in error["loc"] if not _is_union_tag(p)])
