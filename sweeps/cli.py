@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--storage-path",
         metavar="DIR",
-        help="Ray Tune experiment storage (default: execution.storage_path, else Ray's)",
+        help="Ray Tune's experiment folder (default: $REGSWEEP_STORAGE_PATH, else "
+        "execution.storage_path, else Ray's ~/ray_results); on a cluster, a folder all nodes share",
     )
     run.add_argument("--no-report", action="store_true", help="skip the report at the end")
     run.add_argument("--out", metavar="DIR", help="report folder (default: reports/<sweep>)")
@@ -169,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             points,
             slots=runner.slots_for(config, resources),
             n_train=len(data.y_train),
-            storage_path=args.storage_path,
+            storage_path=args.storage_path or os.environ.get("REGSWEEP_STORAGE_PATH"),
             progress=progress,
         )
     finally:
@@ -196,6 +197,7 @@ def _finish_run(args, config, client, sweep, points, outcome) -> int:
         + (f", {outcome.skipped} already done" if outcome.skipped else "")
         + (f", {outcome.failed} failed" if outcome.failed else "")
         + (f", {int(frame['diverged'].sum())} diverged" if frame["diverged"].any() else "")
+        + (f", {outcome.trial_retries} trial retries" if outcome.trial_retries else "")
         + (f", {outcome.writer_retries} MLflow retries" if outcome.writer_retries else "")
     )
     best = results.best_per_group(frame)

@@ -134,7 +134,9 @@ def connect_ray(address: str | None) -> dict[str, float]:
                 "RAY_AUTH_MODE / RAY_AUTH_TOKEN match the cluster's?)"
             ) from None
         raise SweepError(f"cannot start a local Ray: {first}") from None
-    return ray.cluster_resources()
+    resources = dict(ray.cluster_resources())
+    resources["nodes"] = sum(1 for node in ray.nodes() if node.get("Alive"))
+    return resources
 
 
 def slots_for(config: SweepConfig, resources: dict[str, float]) -> int:
@@ -154,6 +156,7 @@ class ResultsToMLflow(Callback):
         self, packs: list[list[TrainingPoint]], writer: ChildRunWriter, progress: Progress
     ) -> None:
         self.packs, self.writer, self.progress = packs, writer, progress
+        self.retries = 0
 
     def __getstate__(self) -> dict:
         # Tune pickles its state for Tuner.restore, which sweeps never use (MLflow decides what
@@ -165,6 +168,10 @@ class ResultsToMLflow(Callback):
         for item in result.pop("points", []):  # Tune keeps last_result: keep it small
             self.writer.submit(PointRecord(by_key[item["key"]], result=item))
             self.progress.point_done(diverged=item["diverged"])
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self.retries += 1
+        self.progress.note(f"retrying trial {trial.trial_id} ({_last_error_line(trial)})")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         points = self.packs[trial.config["pack"]]
@@ -201,6 +208,7 @@ class SweepOutcome:
     unwritten: int
     seconds: float
     writer_retries: int
+    trial_retries: int = 0
     interrupted: bool = False
 
 
@@ -224,6 +232,7 @@ def run_points(
     writer = ChildRunWriter(sweep, config)
     interrupted = False
     failed_before = progress.failed
+    callback = None
     if todo:
         packs = plan_packs(config, todo, slots, n_train)
         trainable = tune.with_parameters(
@@ -237,14 +246,16 @@ def run_points(
             param_space={"pack": tune.grid_search(list(range(len(packs))))},
             tune_config=TuneConfig(
                 max_concurrent_trials=slots,
-                reuse_actors=True,
+                # a fresh actor per trial: with reuse, Tune hands trials to cached actors and
+                # kills the ones still starting on other nodes, so remote nodes sit idle
+                reuse_actors=False,
                 trial_name_creator=lambda trial: f"pack-{trial.config['pack']}",
                 trial_dirname_creator=lambda trial: f"pack-{trial.config['pack']}-{trial.trial_id}",
             ),
             run_config=RunConfig(
                 name=f"{config.name}-{config.config_hash[:8]}",
                 storage_path=storage_path or config.execution.storage_path,
-                callbacks=[ResultsToMLflow(packs, writer, progress)],
+                callbacks=[callback := ResultsToMLflow(packs, writer, progress)],
                 failure_config=FailureConfig(max_failures=config.execution.max_failures),
                 verbose=0,
             ),
@@ -271,6 +282,7 @@ def run_points(
         unwritten=unwritten,
         seconds=time.monotonic() - started,
         writer_retries=writer.retries,
+        trial_retries=callback.retries if callback else 0,
         interrupted=interrupted,
     )
 
@@ -283,6 +295,6 @@ def shutdown_ray() -> None:
 
 
 def resources_summary(resources: dict[str, Any]) -> str:
-    cpus = resources.get("CPU", 0)
-    nodes = sum(1 for key in resources if key.startswith("node:") and not key.startswith("node:__"))
-    return f"{nodes} node{'s' if nodes != 1 else ''}, {cpus:g} CPUs"
+    """``"2 nodes, 4 CPUs"`` from :func:`connect_ray`'s resources."""
+    nodes = int(resources.get("nodes", 1))
+    return f"{nodes} node{'s' if nodes != 1 else ''}, {resources.get('CPU', 0):g} CPUs"

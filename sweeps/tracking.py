@@ -312,7 +312,7 @@ class ChildRunWriter:
         sweep: Sweep,
         config: SweepConfig,
         on_written: Callable[[PointRecord], None] | None = None,
-        max_backoff: float = 30.0,
+        max_backoff: float = 10.0,
     ) -> None:
         self.sweep, self.config = sweep, config
         self.on_written = on_written

@@ -95,7 +95,8 @@ def write_config(path: Path, changes: dict | None = None, base: dict = SMALL) ->
     return path
 
 
-def _wait_for_line(log: Path, needle: str, process: subprocess.Popen, timeout: float) -> None:
+def wait_for_text(log: Path, needle: str, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait until ``needle`` appears in a background process's log (fail if it exits first)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if log.exists() and needle in log.read_text(errors="replace"):
@@ -130,7 +131,7 @@ class RayNode:
         self.process = subprocess.Popen(
             command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
         )
-        _wait_for_line(log, "Ray runtime started", self.process, timeout=120)
+        wait_for_text(log, "Ray runtime started", self.process, timeout=120)
 
     @property
     def address(self) -> str:

@@ -11,7 +11,15 @@ from regcore.datasets import load_dataset
 from sweeps.config import expand, read_config
 from sweeps.tracking import point_params
 from sweeps.trainable import estimator_for
-from tests.helpers import cli, cli_background, client, kill_group, sweep_runs, write_config
+from tests.helpers import (
+    cli,
+    cli_background,
+    client,
+    kill_group,
+    sweep_runs,
+    wait_for_text,
+    write_config,
+)
 
 
 def _histories(mlflow_client, run):
@@ -92,7 +100,9 @@ def test_resume_after_the_driver_is_killed(tmp_path, ray_head):
         str(tmp_path / "ray"),
         "--no-report",
     ]
-    driver = cli_background("run", str(config), *common, cwd=tmp_path, log=tmp_path / "first.log")
+    log = tmp_path / "first.log"
+    driver = cli_background("run", str(config), *common, cwd=tmp_path, log=log)
+    wait_for_text(log, "parent run", driver)  # the driver has set up the store: safe to read
     deadline = time.monotonic() + 300
     finished = []
     while time.monotonic() < deadline:

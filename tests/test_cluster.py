@@ -1,0 +1,428 @@
+"""Cluster mode: the compose stack, and its topology run as processes on loopback (no Docker engine
+here) with the commands taken from docker-compose.yml: an MLflow server, a Ray head and a second
+Ray node, and the sweeps driver. Faults are injected for real: a worker node killed, the driver
+killed and resumed from another folder, the tracking server stopped and restarted mid-sweep."""
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.helpers import (
+    ROOT,
+    VENV_BIN,
+    MlflowServer,
+    RayNode,
+    cli,
+    cli_background,
+    free_port,
+    kill_group,
+    wait_for_text,
+    write_config,
+)
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+# --- the compose file -------------------------------------------------------------------------
+
+
+def test_compose_services_and_health_checks():
+    assert {"postgres", "mlflow", "ray-head", "ray-worker", "sweeps"} <= set(SERVICES)
+    for name in ("postgres", "mlflow", "ray-head"):
+        assert SERVICES[name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
+    mlflow = SERVICES["mlflow"]
+    assert mlflow["command"][:2] == ["mlflow", "server"]
+    assert "--serve-artifacts" in mlflow["command"]
+    assert mlflow["command"][mlflow["command"].index("--backend-store-uri") + 1].startswith(
+        "postgresql://"
+    )
+    hosts = mlflow["command"][mlflow["command"].index("--allowed-hosts") + 1].split(",")
+    assert {"mlflow", "mlflow:5000"} <= set(hosts)
+    assert mlflow["depends_on"]["postgres"]["condition"] == "service_healthy"
+    head, worker = SERVICES["ray-head"], SERVICES["ray-worker"]
+    assert head["command"][:3] == ["ray", "start", "--head"] and "--block" in head["command"]
+    assert "--address=ray-head:6379" in worker["command"]
+    # scalable: no fixed name, no published port
+    assert "container_name" not in worker and "ports" not in worker
+    for node in (head, worker, SERVICES["sweeps"]):
+        assert node["environment"]["RAY_AUTH_MODE"] == "token"
+        assert node["shm_size"]
+        storage = node["environment"]["REGSWEEP_STORAGE_PATH"]
+        assert any(v.split(":")[1] == storage for v in node["volumes"])  # a shared volume
+    assert SERVICES["sweeps"]["environment"]["RAY_ADDRESS"] == "ray-head:6379"
+    assert SERVICES["sweeps"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
+def test_compose_ports_bind_loopback_only():
+    published = [p for s in SERVICES.values() for p in s.get("ports", [])]
+    assert published, "the UI and the Ray head should be reachable from the host"
+    assert all(str(p).startswith("127.0.0.1:") for p in published)
+
+
+def test_no_secret_in_the_files():
+    text = (ROOT / "docker-compose.yml").read_text()
+    for service in SERVICES.values():
+        for key, value in (service.get("environment") or {}).items():
+            if any(word in key for word in ("PASSWORD", "TOKEN", "SECRET")):
+                assert re.fullmatch(r"\$\{\w+(:\?[^}]*)?\}", str(value)), (key, value)
+    assert "${POSTGRES_PASSWORD}" in text  # the backend URI takes it from the environment
+    env_example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert env_example["POSTGRES_PASSWORD"] == "" and env_example["RAY_AUTH_TOKEN"] == ""
+    assert not (ROOT / ".env").exists()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "FROM python:3.11" in dockerfile
+    assert 'pip install ".[postgres]"' in dockerfile
+
+
+# --- the topology as processes ----------------------------------------------------------------
+
+
+def interpolate(value: str, env: dict) -> str:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?message}``."""
+
+    def one(match: re.Match) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3)
+        if name in env and env[name] != "":
+            return env[name]
+        if op == ":-":
+            return arg
+        raise KeyError(f"{name}: {arg}")
+
+    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", one, value)
+
+
+def compose_command(service: str, env: dict, replace: dict[str, str]) -> list[str]:
+    """The service's command from docker-compose.yml, interpolated, with host-specific values
+    (hostnames, container paths, ports) swapped for their loopback equivalents."""
+    words = [interpolate(str(word), env) for word in SERVICES[service]["command"]]
+    for old, new in replace.items():
+        words = [word.replace(old, new) for word in words]
+    words[0] = str(VENV_BIN / words[0])
+    return words
+
+
+class Cluster:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.env = {
+            "RAY_HEAD_CPUS": "2",
+            "RAY_WORKER_CPUS": "2",
+            "RAY_AUTH_TOKEN": os.environ["RAY_AUTH_TOKEN"],
+        }
+        (folder / "mlflow").mkdir()
+        port = free_port()
+        mlflow_command = compose_command(
+            "mlflow",
+            {**self.env, "POSTGRES_PASSWORD": "unused"},
+            {
+                "0.0.0.0": "127.0.0.1",
+                "5000": str(port),
+                "/data/mlartifacts": str(folder / "mlflow" / "artifacts"),
+            },
+        )
+        backend = mlflow_command.index("--backend-store-uri") + 1
+        mlflow_command[backend] = f"sqlite:///{folder / 'mlflow' / 'mlflow.db'}"  # no Postgres here
+        self.mlflow = MlflowServer(folder / "mlflow", port=port, command=mlflow_command)
+        self.gcs_port = free_port()
+        self.head = RayNode(
+            folder / "head.log",
+            head=True,
+            port=self.gcs_port,
+            command=compose_command("ray-head", self.env, {"6379": str(self.gcs_port)}),
+        )
+        self.worker = RayNode(
+            folder / "worker.log",
+            head=False,
+            command=compose_command(
+                "ray-worker", self.env, {"ray-head:6379": f"127.0.0.1:{self.gcs_port}"}
+            ),
+        )
+        driver_env = SERVICES["sweeps"]["environment"]
+        self.driver_env = {
+            "RAY_ADDRESS": driver_env["RAY_ADDRESS"].replace(
+                "ray-head:6379", f"127.0.0.1:{self.gcs_port}"
+            ),
+            "MLFLOW_TRACKING_URI": driver_env["MLFLOW_TRACKING_URI"].replace(
+                "http://mlflow:5000", self.mlflow.uri
+            ),
+            "REGSWEEP_STORAGE_PATH": str(folder / "ray_results"),
+        }
+
+    def stop(self):
+        for node in (self.worker, self.head):
+            node.stop(signal.SIGKILL)
+        self.mlflow.stop()
+
+    def rest(self, endpoint: str, **params) -> dict:
+        response = requests.get(
+            f"{self.mlflow.uri}/api/2.0/mlflow/{endpoint}", params=params, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def runs(self, experiment: str = "tests") -> tuple[list[dict], list[dict]]:
+        """(parents, children) read over the server's REST API."""
+        found = requests.get(
+            f"{self.mlflow.uri}/api/2.0/mlflow/experiments/get-by-name",
+            params={"experiment_name": experiment},
+            timeout=30,
+        )
+        if found.status_code != 200:
+            return [], []
+        experiment_id = found.json()["experiment"]["experiment_id"]
+        runs, token = [], None
+        while True:
+            body = {"experiment_ids": [experiment_id], "max_results": 1000}
+            if token:
+                body["page_token"] = token
+            page = requests.post(
+                f"{self.mlflow.uri}/api/2.0/mlflow/runs/search", json=body, timeout=30
+            ).json()
+            runs += page.get("runs", [])
+            token = page.get("next_page_token")
+            if not token:
+                break
+        tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
+        parents = [r for r, t in zip(runs, tags, strict=True) if t.get("regsweep.kind") == "sweep"]
+        children = [r for r, t in zip(runs, tags, strict=True) if "mlflow.parentRunId" in t]
+        return parents, children
+
+
+def tag(run: dict, key: str) -> str | None:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}.get(key)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cluster")
+    built = Cluster(folder)
+    yield built
+    built.stop()
+
+
+def cluster_config(folder: Path, name: str, **extra) -> Path:
+    return write_config(
+        folder / f"{name}.yaml",
+        {
+            "name": name,
+            "model": {"width": 32, "epochs": 6000, "log_every": 500},
+            "search": {
+                "depths": [1, 2],
+                "seeds": [0, 1],
+                "penalties": {"l1": None, "l2": {"lam": [0.001, 0.01, 0.1, 1.0, 10.0]}},
+            },
+            # 8 trials of 3 points on 4 one-CPU slots: the head's 2 CPUs cannot take all four
+            "execution": {"pack_size": 3, "max_failures": 3},
+            **extra,
+        },
+    )
+
+
+def sweep_children(cluster: Cluster, sweep: str) -> list[dict]:
+    parents, children = cluster.runs()
+    ids = {p["info"]["run_id"] for p in parents if tag(p, "regsweep.sweep") == sweep}
+    return [c for c in children if tag(c, "mlflow.parentRunId") in ids]
+
+
+def wait_for_children(
+    cluster: Cluster, sweep: str, count: int, driver, timeout: float = 300
+) -> None:
+    """Wait until ``count`` child runs of ``sweep`` are FINISHED while its driver still runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        finished = [c for c in sweep_children(cluster, sweep) if c["info"]["status"] == "FINISHED"]
+        if len(finished) >= count:
+            assert driver.poll() is None, "the sweep ended before the fault could be injected"
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"fewer than {count} finished runs of {sweep} after {timeout}s")
+
+
+def exactly_one_finished_child_per_point(children: list[dict], points: int) -> None:
+    keys = [tag(c, "regsweep.key") for c in children]
+    assert len(keys) == len(set(keys)) == points, sorted(keys)
+    assert {c["info"]["status"] for c in children} == {"FINISHED"}
+
+
+def test_sweep_on_the_cluster_uses_both_nodes(cluster, tmp_path):
+    config = cluster_config(tmp_path, "two-nodes")
+    result = cli("run", str(config), cwd=tmp_path, env=cluster.driver_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 nodes, 4 CPUs" in result.stdout
+    parents, children = cluster.runs()
+    parent = next(p for p in parents if tag(p, "regsweep.sweep") == "two-nodes")
+    mine = [c for c in children if tag(c, "mlflow.parentRunId") == parent["info"]["run_id"]]
+    exactly_one_finished_child_per_point(mine, 24)
+    nodes = {tag(c, "regsweep.node").split("/")[1] for c in mine}
+    assert len(nodes) == 2, nodes  # trials ran on the head and on the worker
+    # the report went to the server's proxied artifact store
+    artifacts = cluster.rest("artifacts/list", run_id=parent["info"]["run_id"], path="report")
+    assert any(f["path"] == "report/report.html" for f in artifacts["files"])
+    assert list((cluster.folder / "mlflow" / "artifacts").rglob("weights.npz"))
+
+
+def test_tracking_server_restart_mid_sweep_loses_and_duplicates_nothing(cluster, tmp_path):
+    config = cluster_config(tmp_path, "server-restart")
+    log = tmp_path / "driver.log"
+    driver = cli_background(
+        "run", str(config), "--no-report", cwd=tmp_path, log=log, env=cluster.driver_env
+    )
+    wait_for_text(log, "parent run", driver)
+    wait_for_children(cluster, "server-restart", 1, driver)  # some written, the sweep going on
+    cluster.mlflow.stop()
+    time.sleep(12)  # results keep arriving while the server is down
+    cluster.mlflow.start()
+    assert driver.wait(timeout=600) == 0, log.read_text()
+    text = log.read_text()
+    retries = re.search(r"(\d+) MLflow retries", text)
+    assert retries and int(retries.group(1)) >= 1, text
+    parents, children = cluster.runs()
+    parent = next(p for p in parents if tag(p, "regsweep.sweep") == "server-restart")
+    mine = [c for c in children if tag(c, "mlflow.parentRunId") == parent["info"]["run_id"]]
+    exactly_one_finished_child_per_point(mine, 24)
+    for run in mine:  # every metric logged once per logged epoch: 0, 500, ..., 6000
+        history = cluster.rest(
+            "metrics/get-history", run_id=run["info"]["run_id"], metric_key="dev_cost"
+        )
+        assert sorted(m["step"] for m in history["metrics"]) == list(range(0, 6001, 500))
+
+
+def test_driver_killed_then_resumed_from_another_folder(cluster, tmp_path):
+    config = cluster_config(tmp_path, "resume-elsewhere")
+    first = tmp_path / "machine-a"
+    first.mkdir()
+    log = first / "driver.log"
+    driver = cli_background(
+        "run", str(config), "--no-report", cwd=first, log=log, env=cluster.driver_env
+    )
+    wait_for_text(log, "parent run", driver)
+    wait_for_children(cluster, "resume-elsewhere", 5, driver)
+    kill_group(driver, signal.SIGKILL)
+    parents, children = cluster.runs()
+    parent = next(p for p in parents if tag(p, "regsweep.sweep") == "resume-elsewhere")
+    before = {
+        tag(c, "regsweep.key"): c
+        for c in children
+        if tag(c, "mlflow.parentRunId") == parent["info"]["run_id"]
+        and c["info"]["status"] == "FINISHED"
+    }
+    assert 1 <= len(before) < 24
+
+    second = tmp_path / "machine-b"  # nothing local is shared with the first driver
+    second.mkdir()
+    result = cli("run", str(config), "--resume", "--no-report", cwd=second, env=cluster.driver_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"resuming: {len(before)} points done before" in result.stdout
+    _, children = cluster.runs()
+    mine = [c for c in children if tag(c, "mlflow.parentRunId") == parent["info"]["run_id"]]
+    exactly_one_finished_child_per_point(mine, 24)
+    after = {tag(c, "regsweep.key"): c for c in mine}
+    for key, run in before.items():
+        assert after[key]["info"]["run_id"] == run["info"]["run_id"]
+        assert after[key]["info"]["end_time"] == run["info"]["end_time"]
+
+
+def test_a_lost_worker_node_is_survived(cluster, tmp_path):
+    """Runs last in this module: the worker node does not come back."""
+    config = cluster_config(
+        tmp_path, "node-lost", model={"width": 32, "epochs": 12000, "log_every": 500}
+    )
+    log = tmp_path / "driver.log"
+    driver = cli_background(
+        "run", str(config), "--no-report", cwd=tmp_path, log=log, env=cluster.driver_env
+    )
+    wait_for_text(log, "parent run", driver)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # until both nodes have produced results
+        nodes = {tag(c, "regsweep.node") for c in sweep_children(cluster, "node-lost")} - {None}
+        if len(nodes) >= 2:
+            break
+        assert driver.poll() is None, log.read_text()
+        time.sleep(0.3)
+    cluster.worker.stop(signal.SIGKILL)  # the node dies with the trials it was running
+    assert driver.wait(timeout=900) == 0, log.read_text()
+    text = log.read_text()
+    retried = re.search(r"(\d+) trial retries", text)
+    assert retried and int(retried.group(1)) >= 1, text
+    parents, children = cluster.runs()
+    parent = next(p for p in parents if tag(p, "regsweep.sweep") == "node-lost")
+    assert parent["info"]["status"] == "FINISHED"
+    mine = [c for c in children if tag(c, "mlflow.parentRunId") == parent["info"]["run_id"]]
+    exactly_one_finished_child_per_point(mine, 24)
+
+
+# --- unreachable or refusing services ---------------------------------------------------------
+
+
+def test_unreachable_cluster_fails_fast_and_writes_nothing(tmp_path):
+    config = write_config(tmp_path / "c.yaml")
+    started = time.monotonic()
+    result = cli("run", str(config), "--address", f"127.0.0.1:{free_port()}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "cannot reach the Ray cluster at 127.0.0.1:" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - started < 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_unreachable_tracking_server_fails_fast_and_writes_nothing(tmp_path):
+    config = write_config(tmp_path / "c.yaml")
+    result = cli(
+        "run", str(config), "--tracking-uri", f"http://127.0.0.1:{free_port()}", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "cannot reach the MLflow tracking server at http://127.0.0.1:" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_cluster_refusing_the_token(cluster, tmp_path):
+    config = write_config(tmp_path / "c.yaml")
+    env = {**cluster.driver_env, "RAY_AUTH_TOKEN": "0" * 32}
+    result = cli("run", str(config), cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode == 1
+    assert "cannot join the Ray cluster" in result.stderr and "RAY_AUTH_TOKEN" in result.stderr
+    assert "parent run" not in result.stdout
+
+
+def test_tracking_server_refusing_the_credentials(tmp_path):
+    folder = tmp_path / "auth"
+    folder.mkdir()
+    port = free_port()
+    command = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--app-name",
+        "basic-auth",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'mlflow.db'}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    os.environ["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "test-only-key"
+    os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"] = "test-only-admin-password"
+    server = MlflowServer(folder, port=port, command=command)
+    try:
+        config = write_config(tmp_path / "c.yaml")
+        env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "wrong-password"}
+        result = cli("run", str(config), "--tracking-uri", server.uri, cwd=tmp_path, env=env)
+        assert result.returncode == 1
+        assert "refused the credentials (HTTP 401)" in result.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["auth", "c.yaml"]
+    finally:
+        server.stop()
+        del os.environ["MLFLOW_FLASK_SERVER_SECRET_KEY"], os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"]
