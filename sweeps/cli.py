@@ -7,11 +7,14 @@ field; 1 anything else (unreachable cluster or tracking server, points that fail
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from sweeps.errors import SweepError, UsageError
 
@@ -139,11 +142,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sweeps import runner, tracking
 
     tracking_uri = args.tracking_uri or tracking.default_tracking_uri()
+    tracking.check_tracking_uri(tracking_uri)
     tracking.check_tracking_server(tracking_uri)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
-    resources = runner.connect_ray(address)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # starting Ray takes seconds of waiting for its processes: meanwhile import Ray Tune
+        # and, for a local Ray, set up the store (a cluster is checked first, so that a
+        # refused one leaves nothing written)
+        pool.submit(importlib.import_module, "sweeps.callback")
+        store = pool.submit(tracking.client_for, tracking_uri) if address is None else None
+        resources = runner.connect_ray(address)
     try:
-        client = tracking.client_for(tracking_uri)
+        client = store.result() if store is not None else tracking.client_for(tracking_uri)
         sweep = tracking.start_sweep(client, config, text, len(points), resume=args.resume)
         keys = {p.key for p in points}
         done_before = len(sweep.done_keys & keys)
@@ -170,12 +180,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             points,
             slots=runner.slots_for(config, resources),
             n_train=len(data.y_train),
+            n_features=data.n_features,
+            nodes=int(resources.get("nodes", 1)),
             storage_path=args.storage_path or os.environ.get("REGSWEEP_STORAGE_PATH"),
             progress=progress,
         )
     finally:
-        runner.shutdown_ray()
-    return _finish_run(args, config, client, sweep, points, outcome)
+        stopping = threading.Thread(target=runner.shutdown_ray)  # ~1.5 s: overlap the summary
+        stopping.start()
+    try:
+        return _finish_run(args, config, client, sweep, points, outcome)
+    finally:
+        stopping.join()
 
 
 def _finish_run(args, config, client, sweep, points, outcome) -> int:

@@ -421,7 +421,7 @@ def resolve_config_path(argument: str) -> Path:
     if path.is_file():
         return path
     bundled = bundled_configs() / (path.stem + ".yaml")
-    if path.suffix in ("", ".yaml", ".yml") and bundled.is_file() and not path.exists():
+    if path.suffix in ("", ".yaml", ".yml") and bundled.is_file():
         return bundled
     names = ", ".join(sorted(p.stem for p in bundled_configs().glob("*.yaml")))
     raise UsageError(f"CONFIG: no such file, got '{argument}' (bundled configs: {names})")

@@ -8,6 +8,7 @@ tracking store, and a result that reached Tune but not MLflow is simply trained 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -17,18 +18,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ray.tune import Callback
-
 from sweeps.config import SweepConfig, TrainingPoint
 from sweeps.errors import SweepError, UsageError
 from sweeps.progress import Progress
-from sweeps.tracking import ChildRunWriter, PointRecord, Sweep
+from sweeps.tracking import ChildRunWriter, Sweep
 from sweeps.trainable import config_json, pack_trainable
 
 #: the most points per trial: per-model time stops falling beyond ~16-32 (see bench/)
 MAX_PACK = 32
 #: keep one trial's activations and gradients under this many bytes
 PACK_MEMORY_BUDGET = 512 * 2**20
+#: elementwise work per hidden activation, in matrix multiply-adds (fitted to bench/ timings)
+ACTIVATION_COST = 50
+#: workers import the trainable's modules when they start (Ray starts some ahead of need),
+#: not when their first trial arrives
+WORKER_ENV = {"worker_process_setup_hook": "sweeps.trainable.import_training_modules"}
 WRITER_DRAIN_SECONDS = float(os.environ.get("REGSWEEP_WRITER_DRAIN_SECONDS", "900"))
 
 
@@ -39,37 +43,68 @@ def _bytes_per_model(config: SweepConfig, point: TrainingPoint, n_train: int) ->
     return 6 * units * batch * itemsize  # z, a, dz, da, masks, scratch per unit and sample
 
 
+def point_cost(config: SweepConfig, point: TrainingPoint, n_features: int, n_train: int) -> float:
+    """Estimated training work of one point: per sample and epoch, the multiply-adds of the
+    forward and backward products plus :data:`ACTIVATION_COST` per hidden activation."""
+    sizes = [n_features, *[point.width] * point.depth, 1]
+    products = sum(
+        fan_out * (fan_in + 1) * 2 + (fan_out * fan_in if layer else 0)
+        for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes))
+    )
+    return config.model.epochs * n_train * (products + ACTIVATION_COST * point.width * point.depth)
+
+
 def plan_packs(
     config: SweepConfig,
     points: Sequence[TrainingPoint],
     slots: int,
     n_train: int,
+    n_features: int,
 ) -> list[list[TrainingPoint]]:
-    """Group points that share an architecture into packs trained by one trial each.
+    """Group points that share an architecture into packs, one trial each, longest first.
 
-    ``execution.pack_size: auto`` aims at about two packs per slot (so no slot idles at the end)
-    with at most :data:`MAX_PACK` points and :data:`PACK_MEMORY_BUDGET` bytes per pack; an
-    integer fixes the pack size (1 = one point per trial).
+    ``execution.pack_size: auto``: each architecture is cut into packs of at most
+    :data:`MAX_PACK` points (and :data:`PACK_MEMORY_BUDGET` bytes); then the most expensive pack
+    is halved while it alone would take longer than an even share of all the work per slot.
+    Packs are returned in decreasing estimated cost, so that the longest start first and the
+    slots finish together. An integer ``pack_size`` fixes the size (1 = one point per trial).
     """
     groups: dict[tuple[int, int], list[TrainingPoint]] = {}
     for point in points:
         groups.setdefault((point.depth, point.width), []).append(point)
     setting = config.execution.pack_size
-    packs = []
+    unit = {key: point_cost(config, group[0], n_features, n_train) for key, group in groups.items()}
+    packs: list[list[TrainingPoint]] = []
     for group in groups.values():
         if setting == "auto":
-            size = math.ceil(len(points) / max(1, 2 * slots))
             memory_cap = PACK_MEMORY_BUDGET // _bytes_per_model(config, group[0], n_train)
-            size = max(1, min(size, MAX_PACK, memory_cap))
+            size = max(1, min(MAX_PACK, memory_cap))
         else:
             size = setting
-        n_packs = math.ceil(len(group) / size)
-        base, extra = divmod(len(group), n_packs)
-        start = 0
-        for index in range(n_packs):
-            stop = start + base + (index < extra)
-            packs.append(group[start:stop])
-            start = stop
+        packs += _split(group, math.ceil(len(group) / size))
+    if setting == "auto":
+        share = sum(unit[(p.depth, p.width)] for p in points) / max(1, slots)
+
+        def cost(pack: list[TrainingPoint]) -> float:
+            return len(pack) * unit[(pack[0].depth, pack[0].width)]
+
+        while True:
+            largest = max(packs, key=cost)
+            if len(largest) < 2 or cost(largest) <= share:
+                break
+            packs.remove(largest)
+            packs += _split(largest, 2)
+    return sorted(packs, key=lambda pack: -len(pack) * unit[(pack[0].depth, pack[0].width)])
+
+
+def _split(group: list[TrainingPoint], parts: int) -> list[list[TrainingPoint]]:
+    """``group`` cut into ``parts`` consecutive packs whose sizes differ by at most one."""
+    base, extra = divmod(len(group), parts)
+    packs, start = [], 0
+    for index in range(parts):
+        stop = start + base + (index < extra)
+        packs.append(group[start:stop])
+        start = stop
     return packs
 
 
@@ -117,13 +152,19 @@ def connect_ray(address: str | None) -> dict[str, float]:
         check_ray_address(address)
     try:
         if address and address != "local":
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(
+                address=address,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                runtime_env=WORKER_ENV,
+            )
         else:
             ray.init(
                 address="local",
                 include_dashboard=False,
                 logging_level=logging.WARNING,
                 log_to_driver=False,
+                runtime_env=WORKER_ENV,
             )
     except Exception as error:  # ConnectionError, AuthenticationError, RuntimeError, ...
         text = str(error).strip()
@@ -149,53 +190,6 @@ def slots_for(config: SweepConfig, resources: dict[str, float]) -> int:
 # --- the Tune side ----------------------------------------------------------------------------
 
 
-class ResultsToMLflow(Callback):
-    """Hands each pack's results to the MLflow writer, and removes them from Tune's copy."""
-
-    def __init__(
-        self, packs: list[list[TrainingPoint]], writer: ChildRunWriter, progress: Progress
-    ) -> None:
-        self.packs, self.writer, self.progress = packs, writer, progress
-        self.retries = 0
-
-    def __getstate__(self) -> dict:
-        # Tune pickles its state for Tuner.restore, which sweeps never use (MLflow decides what
-        # is done); the writer's thread and lock cannot be pickled
-        return {}
-
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        by_key = {p.key: p for p in self.packs[trial.config["pack"]]}
-        for item in result.pop("points", []):  # Tune keeps last_result: keep it small
-            self.writer.submit(PointRecord(by_key[item["key"]], result=item))
-            self.progress.point_done(diverged=item["diverged"])
-
-    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        self.retries += 1
-        self.progress.note(f"retrying trial {trial.trial_id} ({_last_error_line(trial)})")
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        points = self.packs[trial.config["pack"]]
-        message = _last_error_line(trial)
-        for point in points:
-            self.writer.submit(PointRecord(point, error=message))
-        self.progress.point_failed(len(points))
-        self.progress.note(f"a trial failed for good ({len(points)} points): {message}")
-
-
-def _last_error_line(trial: Any) -> str:
-    """The last line of a failed trial's error (its exception), or a generic message."""
-    path = getattr(trial, "error_file", None)
-    try:
-        if path and os.path.exists(path):
-            with open(path) as handle:
-                lines = [line for line in handle.read().splitlines() if line.strip()]
-            if lines:
-                return lines[-1].strip()[:500]
-    except OSError:
-        pass
-    return "trial failed"
-
-
 @dataclass
 class SweepOutcome:
     """What a run did, for the CLI's summary."""
@@ -219,12 +213,16 @@ def run_points(
     *,
     slots: int,
     n_train: int,
+    n_features: int,
+    nodes: int,
     storage_path: str | None,
     progress: Progress,
 ) -> SweepOutcome:
     """Train ``points`` (those not done yet) with Ray Tune and write them to ``sweep``."""
     from ray import tune
     from ray.tune import FailureConfig, RunConfig, TuneConfig
+
+    from sweeps.callback import ResultsToMLflow
 
     started = time.monotonic()
     todo = [p for p in points if p.key not in sweep.done_keys]
@@ -234,7 +232,7 @@ def run_points(
     failed_before = progress.failed
     callback = None
     if todo:
-        packs = plan_packs(config, todo, slots, n_train)
+        packs = plan_packs(config, todo, slots, n_train, n_features)
         trainable = tune.with_parameters(
             pack_trainable,
             config_json=config_json(config),
@@ -246,9 +244,10 @@ def run_points(
             param_space={"pack": tune.grid_search(list(range(len(packs))))},
             tune_config=TuneConfig(
                 max_concurrent_trials=slots,
-                # a fresh actor per trial: with reuse, Tune hands trials to cached actors and
-                # kills the ones still starting on other nodes, so remote nodes sit idle
-                reuse_actors=False,
+                # on several nodes, a fresh actor per trial: with reuse, Tune hands trials to
+                # cached actors and kills the ones still starting elsewhere (slow imports), so
+                # remote nodes sit idle; on one node, reuse saves each trial's start-up
+                reuse_actors=nodes == 1,
                 trial_name_creator=lambda trial: f"pack-{trial.config['pack']}",
                 trial_dirname_creator=lambda trial: f"pack-{trial.config['pack']}-{trial.trial_id}",
             ),

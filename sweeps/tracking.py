@@ -34,8 +34,6 @@ from sweeps.errors import SweepError, UsageError
 # our HTTP retries are the writer's backoff; MLflow's own would stall the driver for minutes
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-logging.getLogger("mlflow").setLevel(logging.WARNING)  # database set-up chatter
-logging.getLogger("alembic").setLevel(logging.WARNING)
 
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
@@ -51,8 +49,9 @@ ERROR_TAG = "regsweep.error"
 BEST_TAG = "regsweep.best"
 MISSING_TAG = "regsweep.missing"
 
-MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
 MAX_PARAMS_PER_BATCH = 100
+MAX_BATCH_ENTRIES = 1000
 MAX_PARAM_LENGTH = 6000
 
 
@@ -82,15 +81,35 @@ def default_tracking_uri() -> str | None:
     return os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
+#: tracking-store schemes MLflow 3 accepts (``postgresql+psycopg2://`` counts as postgresql)
+STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+
+
+def check_tracking_uri(tracking_uri: str | None) -> None:
+    """A UsageError naming ``--tracking-uri`` when its scheme is not a tracking store's."""
+    if tracking_uri is None:
+        return
+    scheme, sep, _ = tracking_uri.partition("://")
+    if not sep or scheme.split("+")[0] not in STORE_SCHEMES:
+        raise UsageError(
+            f"--tracking-uri: expected a URI starting with one of "
+            f"{', '.join(s + '://' for s in STORE_SCHEMES)}, got {tracking_uri!r}"
+        )
+
+
 def client_for(tracking_uri: str | None):
-    """An MlflowClient; an unusable URI is a UsageError naming ``--tracking-uri``."""
+    """An MlflowClient whose store is ready (a new SQLite store gets its tables here)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    # MLflow sets its logger up when imported: quiet its database set-up chatter afterwards
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    check_tracking_uri(tracking_uri)
     try:
         client = MlflowClient(tracking_uri=tracking_uri)
-        _ = client._tracking_client.store  # resolve the store now: a bad URI fails here
-    except (MlflowException, ValueError) as error:
+        client.search_experiments(max_results=1)
+    except MlflowException as error:
         first = str(error).splitlines()[0]
         raise UsageError(f"--tracking-uri: cannot use {tracking_uri!r}: {first}") from None
     return client
@@ -322,6 +341,8 @@ class ChildRunWriter:
         self._pending = 0
         self._lock = threading.Lock()
         self._created: dict[str, str] = {}  # key -> run id created by this writer
+        self._written: set[str] = set()  # keys whose run this writer completed
+        self._known: dict[str | None, list] | None = None  # runs in the store at the start
         self._scratch = tempfile.TemporaryDirectory(prefix="regsweep-")
         self.retries = 0
         self.last_error: str | None = None
@@ -352,10 +373,10 @@ class ChildRunWriter:
             record = self._queue.get()
             if record is None:
                 return
-            delay = 1.0
+            delay, live = 1.0, False
             while True:
                 try:
-                    self._write(record)
+                    self._write(record, live)
                     break
                 except Exception as error:  # any store or network failure: back off, try again
                     self.retries += 1
@@ -363,12 +384,24 @@ class ChildRunWriter:
                     self.last_error = f"{type(error).__name__}: {text}"
                     time.sleep(delay)
                     delay = min(delay * 2.0, self.max_backoff)
+                    live = True  # the last attempt may have got further than it heard
             with self._lock:
                 self._pending -= 1
             if self.on_written is not None:
                 self.on_written(record)
 
-    def _existing(self, key: str) -> list:
+    def _existing(self, key: str, live: bool) -> list:
+        """Runs of this point already in the store. A new sweep has none; a resumed one is
+        listed once, at its first write; after a failed attempt the store is asked again."""
+        if self._known is None:
+            self._known = {}
+            if self.sweep.resumed:
+                for run in child_runs(
+                    self.sweep.client, self.sweep.client.get_run(self.sweep.run_id)
+                ):
+                    self._known.setdefault(run.data.tags.get(KEY_TAG), []).append(run)
+        if not live:
+            return self._known.get(key, [])
         return list(
             _search_all(
                 self.sweep.client,
@@ -377,17 +410,19 @@ class ChildRunWriter:
             )
         )
 
-    def _run_for(self, record: PointRecord) -> str | None:
+    def _run_for(self, record: PointRecord, live: bool) -> str | None:
         """The run to write into: ours from an earlier attempt, or a new one; None if done."""
         client, point = self.sweep.client, record.point
+        if point.key in self._written:
+            return None  # a result delivered twice (a trial retried after it reported)
         if point.key in self._created:
             return self._created[point.key]
-        for run in self._existing(point.key):
+        for run in self._existing(point.key, live):
             if run.data.tags.get(WRITER_TAG) == self.writer_id:
                 self._created[point.key] = run.info.run_id  # created, but the reply was lost
                 return run.info.run_id
             if is_complete(run) and record.result is not None:
-                return None  # written before (a resumed sweep or a re-delivered result)
+                return None  # written before (a resumed sweep)
             client.delete_run(run.info.run_id)  # cut off mid-write, or a failed trial: replace
         run = client.create_run(
             self.sweep.experiment_id,
@@ -403,10 +438,10 @@ class ChildRunWriter:
         self._created[point.key] = run.info.run_id
         return run.info.run_id
 
-    def _write(self, record: PointRecord) -> None:
+    def _write(self, record: PointRecord, live: bool) -> None:
         from mlflow.entities import Metric, RunTag
 
-        run_id = self._run_for(record)
+        run_id = self._run_for(record, live)
         if run_id is None:
             return
         client, result = self.sweep.client, record.result
@@ -437,8 +472,11 @@ class ChildRunWriter:
             if result["diverged"]:
                 tags.append(RunTag(DIVERGED_TAG, "true"))
             status = "FAILED" if result["diverged"] else "FINISHED"
-        client.log_batch(run_id, params=params, tags=tags)
-        for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        # as few calls as MLflow's limits allow (1000 entries, of which at most 100 params
+        # and 100 tags): each call is one transaction of the store
+        first = MAX_BATCH_ENTRIES - len(params) - len(tags)
+        client.log_batch(run_id, metrics=metrics[:first], params=params, tags=tags)
+        for start in range(first, len(metrics), MAX_METRICS_PER_BATCH):
             client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
         if result is not None:
             path = Path(self._scratch.name) / record.point.key / "weights.npz"
@@ -447,6 +485,8 @@ class ChildRunWriter:
             client.log_artifact(run_id, str(path))
         end = result["finished_ms"] if result is not None else int(time.time() * 1000)
         client.set_terminated(run_id, status=status, end_time=end)
+        if result is not None:
+            self._written.add(record.point.key)
 
 
 def _finite_or_nan(value: float) -> float:

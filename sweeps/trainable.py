@@ -21,6 +21,11 @@ from regcore.datasets import Dataset
 from sweeps.config import DatasetConfig, ModelConfig, SweepConfig, TrainingPoint, load_data
 
 
+def import_training_modules() -> None:
+    """Ray worker set-up hook: this module's imports (regcore, scikit-learn, numpy) are done by
+    importing it; nothing else to do."""
+
+
 def estimator_for(model: ModelConfig, point: TrainingPoint) -> RegularizedClassifier:
     """The regcore estimator that trains ``point``."""
     return RegularizedClassifier(

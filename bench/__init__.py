@@ -1,0 +1,1 @@
+"""Benchmarks of regsweep against the scikit-learn route (``python -m bench [--quick]``)."""

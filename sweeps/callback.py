@@ -1,0 +1,63 @@
+"""The Ray Tune callback through which trial results reach the MLflow writer (driver side).
+
+Kept apart from :mod:`sweeps.runner` so that importing the runner does not import Ray Tune
+(the CLI imports Tune while Ray starts).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ray.tune import Callback
+
+from sweeps.config import TrainingPoint
+from sweeps.progress import Progress
+from sweeps.tracking import ChildRunWriter, PointRecord
+
+
+class ResultsToMLflow(Callback):
+    """Hands each pack's results to the MLflow writer, and removes them from Tune's copy."""
+
+    def __init__(
+        self, packs: list[list[TrainingPoint]], writer: ChildRunWriter, progress: Progress
+    ) -> None:
+        self.packs, self.writer, self.progress = packs, writer, progress
+        self.retries = 0
+
+    def __getstate__(self) -> dict:
+        # Tune pickles its state for Tuner.restore, which sweeps never use (MLflow decides what
+        # is done); the writer's thread and lock cannot be pickled
+        return {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        by_key = {p.key: p for p in self.packs[trial.config["pack"]]}
+        for item in result.pop("points", []):  # Tune keeps last_result: keep it small
+            self.writer.submit(PointRecord(by_key[item["key"]], result=item))
+            self.progress.point_done(diverged=item["diverged"])
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self.retries += 1
+        self.progress.note(f"retrying trial {trial.trial_id} ({_last_error_line(trial)})")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        points = self.packs[trial.config["pack"]]
+        message = _last_error_line(trial)
+        for point in points:
+            self.writer.submit(PointRecord(point, error=message))
+        self.progress.point_failed(len(points))
+        self.progress.note(f"a trial failed for good ({len(points)} points): {message}")
+
+
+def _last_error_line(trial: Any) -> str:
+    """The last line of a failed trial's error (its exception), or a generic message."""
+    path = getattr(trial, "error_file", None)
+    try:
+        if path and os.path.exists(path):
+            with open(path) as handle:
+                lines = [line for line in handle.read().splitlines() if line.strip()]
+            if lines:
+                return lines[-1].strip()[:500]
+    except OSError:
+        pass
+    return "trial failed"
