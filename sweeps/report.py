@@ -48,12 +48,22 @@ def _pictures(
     curve: pd.DataFrame,
     summary: curve_rules.CurveSummary,
     folder: str,
+    majority_error: float,
 ) -> list[tuple[str, float, dict[str, np.ndarray]]]:
-    """Weights at the smallest, the best and the largest strength (lowest seed of each)."""
+    """Weights at the smallest, the best and a large strength (lowest seed of each).
+
+    The large one is the largest strength whose model still beats the majority class on the
+    training set by 5 points: past it, deep networks predict a constant and the picture is
+    blank. Without such a strength, the largest.
+    """
+    strengths = curve["strength"].to_numpy()
+    train_error = curve["train_error_mean"].to_numpy()
+    above = (strengths > summary.best_strength) & (train_error < majority_error - 0.05)
+    large = float(strengths[above].max()) if above.any() else float(strengths[-1])
     chosen = [
-        ("small strength", float(curve["strength"].iloc[0])),
+        ("small strength", float(strengths[0])),
         ("best strength", summary.best_strength),
-        ("large strength", float(curve["strength"].iloc[-1])),
+        ("large strength", large),
     ]
     captions = {
         "small strength": "high variance" if summary.high_variance else "small strength",
@@ -168,6 +178,8 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
     for key, curve in curves.items():
         by_penalty.setdefault(key[0], []).append((curve, summaries[key]))
     dataset = config.dataset.name
+    # the training error of always predicting the most frequent class
+    majority = 1.0 - np.unique(data.y_train, return_counts=True)[1].max() / len(data.y_train)
     with tempfile.TemporaryDirectory() as folder:
         for penalty, items in by_penalty.items():
             path = out / f"tradeoff_{penalty}.png"
@@ -177,7 +189,7 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
             plots.mechanisms_figure(path, dataset, penalty, items)
             figures.append((f"Figure 2 ({penalty}): the mechanisms", path))
             if data.n_features == 2:
-                rows = [(s, _pictures(client, frame, c, s, folder)) for c, s in items]
+                rows = [(s, _pictures(client, frame, c, s, folder, majority)) for c, s in items]
                 path = out / f"boundaries_{penalty}.png"
                 plots.boundaries_figure(path, dataset, penalty, rows, data.X_train, data.y_train)
                 figures.append((f"Figure 3 ({penalty}): small, best and large strength", path))
