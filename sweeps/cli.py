@@ -145,16 +145,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     tracking.check_tracking_uri(tracking_uri)
     tracking.check_tracking_server(tracking_uri)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
+    client = previous = None
+    if args.resume:  # a sweep that cannot be resumed is bad input: say so before Ray starts
+        client = tracking.client_for(tracking_uri)
+        previous = tracking.resumable_sweep(client, config)
+        if previous is None:
+            print(f"--resume: no sweep named {config.name!r} yet; starting it", file=sys.stderr)
     with ThreadPoolExecutor(max_workers=2) as pool:
         # starting Ray takes seconds of waiting for its processes: meanwhile import Ray Tune
         # and, for a local Ray, set up the store (a cluster is checked first, so that a
         # refused one leaves nothing written)
         pool.submit(importlib.import_module, "sweeps.callback")
-        store = pool.submit(tracking.client_for, tracking_uri) if address is None else None
+        store = None
+        if client is None and address is None:
+            store = pool.submit(tracking.client_for, tracking_uri)
         resources = runner.connect_ray(address)
     try:
-        client = store.result() if store is not None else tracking.client_for(tracking_uri)
-        sweep = tracking.start_sweep(client, config, text, len(points), resume=args.resume)
+        if client is None:
+            client = store.result() if store is not None else tracking.client_for(tracking_uri)
+        sweep = tracking.start_sweep(client, config, text, len(points), resume_from=previous)
         keys = {p.key for p in points}
         done_before = len(sweep.done_keys & keys)
         print(

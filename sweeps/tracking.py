@@ -16,7 +16,6 @@ timestamps, and MLflow stores identical metric values once, so a retried write a
 from __future__ import annotations
 
 import logging
-import math
 import os
 import queue
 import tempfile
@@ -247,31 +246,41 @@ class Sweep:
     done_keys: set[str] = field(default_factory=set)
 
 
+def resumable_sweep(client: Any, config: SweepConfig) -> Any | None:
+    """The parent run that ``--resume`` continues: the newest sweep of this name, which must
+    have run the same dataset/model/search config (a UsageError otherwise); None if none."""
+    if client.get_experiment_by_name(config.experiment) is None:
+        return None
+    previous = [
+        r
+        for r in sweep_runs(client, config.experiment)
+        if r.data.tags.get(SWEEP_TAG) == config.name
+    ]
+    if not previous:
+        return None
+    parent = previous[0]
+    if parent.data.tags.get(HASH_TAG) != config.config_hash:
+        raise UsageError(
+            f"--resume: sweep {config.name!r} ({parent.info.run_id}) was started with another "
+            "dataset/model/search config; run without --resume for a new sweep"
+        )
+    return parent
+
+
 def start_sweep(
-    client: Any, config: SweepConfig, config_text: str, n_points: int, *, resume: bool
+    client: Any,
+    config: SweepConfig,
+    config_text: str,
+    n_points: int,
+    *,
+    resume_from: Any | None = None,
 ) -> Sweep:
-    """Create the parent run, or with ``resume`` reopen the newest sweep of this name."""
+    """Create the parent run, or reopen ``resume_from`` (see :func:`resumable_sweep`)."""
     exp_id = experiment_id(client, config.experiment, create=True)
-    if resume:
-        previous = [
-            r
-            for r in sweep_runs(client, config.experiment)
-            if r.data.tags.get(SWEEP_TAG) == config.name
-        ]
-        if previous:
-            parent = previous[0]
-            if parent.data.tags.get(HASH_TAG) != config.config_hash:
-                raise UsageError(
-                    f"--resume: sweep {config.name!r} ({parent.info.run_id}) was started with "
-                    "another dataset/model/search config; run without --resume for a new sweep"
-                )
-            done = {
-                r.data.tags[KEY_TAG]
-                for r in child_runs(client, parent)
-                if is_complete(r) and KEY_TAG in r.data.tags
-            }
-            client.update_run(parent.info.run_id, status="RUNNING")
-            return Sweep(client, exp_id, parent.info.run_id, config.name, True, done)
+    if resume_from is not None:
+        done = complete_keys(child_runs(client, resume_from))
+        client.update_run(resume_from.info.run_id, status="RUNNING")
+        return Sweep(client, exp_id, resume_from.info.run_id, config.name, True, done)
     tags = {
         KIND_TAG: "sweep",
         SWEEP_TAG: config.name,
@@ -458,14 +467,14 @@ class ChildRunWriter:
             for row in result["rows"]:
                 step = int(row[epoch_column])
                 metrics += [
-                    Metric(name, _finite_or_nan(value), stamp, step)
+                    Metric(name, float(value), stamp, step)
                     for name, value in zip(columns, row, strict=True)
                     if name != "epoch"
                 ]
             last_step = int(result["rows"][-1][epoch_column])
             for name, value in result["final"].items():
                 if name not in columns:
-                    metrics.append(Metric(name, _finite_or_nan(value), stamp, last_step))
+                    metrics.append(Metric(name, float(value), stamp, last_step))
             tags.append(RunTag("fit_seconds", f"{result['fit_seconds']:.4f}"))
             if result.get("node"):
                 tags.append(RunTag(NODE_TAG, result["node"]))
@@ -487,11 +496,6 @@ class ChildRunWriter:
         client.set_terminated(run_id, status=status, end_time=end)
         if result is not None:
             self._written.add(record.point.key)
-
-
-def _finite_or_nan(value: float) -> float:
-    """MLflow stores NaN as NaN; infinities become +-max-float there. Keep them as they are."""
-    return float(value) if value is not None else math.nan
 
 
 def complete_keys(runs: Iterable) -> set[str]:

@@ -241,3 +241,29 @@ def test_console_script_and_exit_code(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == "error: model.width: must be >= 1, got 0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_resume_with_another_config_is_refused_before_ray_starts(tmp_path, capsys):
+    from sweeps import tracking
+    from sweeps.config import read_config
+
+    config_path = write_config(tmp_path / "c.yaml", {"name": "kept"})
+    config, _, text = read_config(str(config_path))
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    client = tracking.client_for(uri)
+    tracking.start_sweep(client, config, text, len(expand(config)))
+    code = main(
+        [
+            "run",
+            str(config_path),
+            "--resume",
+            "--set",
+            "model.epochs=7",
+            *NO_RAY,
+            "--tracking-uri",
+            uri,
+        ]
+    )
+    assert code == 2  # 1 would mean it got as far as the (absent) Ray cluster
+    assert "--resume: sweep 'kept'" in capsys.readouterr().err
+    assert len(tracking.sweep_runs(client, config.experiment)) == 1
