@@ -73,8 +73,10 @@ class RegularizedClassifier(ClassifierMixin, BaseEstimator):
     learning_rate : float, default=0.1
     batch_size : int or None, default=None
         Mini-batch size; None (or a size >= n_samples) trains on the full batch. On
-        mini-batches the samples are reshuffled every epoch and ``m`` in the penalty is the
-        batch size.
+        mini-batches the samples are reshuffled every epoch and each step minimizes the batch's
+        J, whose penalty has ``m`` = the batch size (the contract): the penalty weighs
+        ``n_samples / batch_size`` times more than on the full batch. ``history_``'s
+        ``train_cost`` and ``cost()`` are J on the whole set given (``m`` = its size).
     epochs : int, default=1000
         Passes over the training set (one update per epoch on the full batch).
     init : {"he", "xavier"}, default="he"
@@ -242,7 +244,12 @@ def _check_pack(estimators: Sequence[RegularizedClassifier]) -> None:
     for i, est in enumerate(estimators[1:], start=1):
         for name in SHARED_PARAMETERS:
             a, b = getattr(first, name), getattr(est, name)
-            same = tuple(a) == tuple(b) if name == "hidden_layer_sizes" else a == b
+            if name == "hidden_layer_sizes":
+                same = tuple(a) == tuple(b)
+            elif name == "dtype":
+                same = dtype_of(a) == dtype_of(b)
+            else:
+                same = a == b
             if not same:
                 raise ValueError(
                     f"fit_many: estimators must share {name}; estimators[0] has {a!r}, "

@@ -21,20 +21,26 @@ TEST_ERROR = "test_error"
 #: pre-activations with ``abs(z)`` below this count as being in tanh's nearly linear range
 LINEAR_RANGE = 0.5
 
+#: the per-layer families: ``weight_norm/W1``, ``weight_l1/W1``, ``linear_fraction/L1``, ...
+WEIGHT_NORM = "weight_norm/"
+WEIGHT_L1 = "weight_l1/"
+LINEAR_FRACTION = "linear_fraction/"
+PER_LAYER = (WEIGHT_NORM, WEIGHT_L1, LINEAR_FRACTION)
+
 
 def weight_norm(layer: int) -> str:
     """Name of the Frobenius norm of ``W[layer]`` (1-based)."""
-    return f"weight_norm/W{layer}"
+    return f"{WEIGHT_NORM}W{layer}"
 
 
 def weight_l1(layer: int) -> str:
     """Name of the L1 norm of ``W[layer]`` (1-based)."""
-    return f"weight_l1/W{layer}"
+    return f"{WEIGHT_L1}W{layer}"
 
 
 def linear_fraction(layer: int) -> str:
     """Name of the share of hidden layer ``layer``'s pre-activations with ``abs(z) < 0.5``."""
-    return f"linear_fraction/L{layer}"
+    return f"{LINEAR_FRACTION}L{layer}"
 
 
 def history_columns(n_layers: int, *, has_dev: bool, tanh: bool) -> list[str]:

@@ -263,6 +263,7 @@ def train(
     log_at = set(logged_epochs(plan.epochs, plan.log_every))
 
     active = np.ones(n_models, dtype=bool)
+    frozen = None  # entries of diverged models, once there are any
     good = theta.copy()  # each model's parameters at its last finite row
     diverged_at: list[int | None] = [None] * n_models
     epochs_logged: list[int] = []
@@ -281,10 +282,12 @@ def train(
                 active_entries = stack.per_entry(active, active).astype(bool)
                 np.copyto(good, theta, where=active_entries)
                 if newly.any():
-                    # stop the diverged models: zero parameters and optimizer state give
-                    # zero (finite) updates from here on, and keep NaN out of the BLAS calls
+                    # freeze the diverged models at zero (their result is the snapshot in
+                    # `good`): zero parameters, optimizer state and, below, gradients keep
+                    # NaN out of the shared BLAS calls
                     theta[~active_entries] = 0.0
                     optimizer.reset(~active_entries)
+                    frozen = ~active_entries
                 if not active.any():
                     break
             if epoch == plan.epochs:
@@ -301,6 +304,8 @@ def train(
                 if batches.dropout:
                     batches.draw_masks(buffers, rngs, mb)
                 buffers["workspace"].forward_backward(stack, grads, xb, yb, buffers["masks"])
+                if frozen is not None:
+                    grad[frozen] = 0.0
                 if batches.has_l2:
                     add_l2_gradient(grad, theta, buffers["l2_over_m"], scratch)
                 if batches.has_decay:

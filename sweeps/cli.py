@@ -11,11 +11,11 @@ import importlib
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from regcore import metrics
 from sweeps.errors import SweepError, UsageError
 
 DESCRIPTION = """\
@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _tracking_option(compare)
     compare.add_argument(
-        "--metric", default="dev_cost", help="metric to compare (default: dev_cost)"
+        "--metric",
+        default=metrics.DEV_COST,
+        help=f"metric to compare (default: {metrics.DEV_COST})",
     )
     compare.add_argument("--out", metavar="DIR", help="output folder (default: reports/compare)")
     return parser
@@ -195,28 +197,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress=progress,
         )
     finally:
-        stopping = threading.Thread(target=runner.shutdown_ray)  # ~1.5 s: overlap the summary
-        stopping.start()
-    try:
-        return _finish_run(args, config, client, sweep, points, outcome)
-    finally:
-        stopping.join()
+        # synchronously: an object still holding a Ray reference, collected after a shutdown
+        # done elsewhere, makes Ray's core worker end the process
+        runner.shutdown_ray()
+    return _finish_run(args, config, client, sweep, points, outcome)
 
 
 def _finish_run(args, config, client, sweep, points, outcome) -> int:
-    from sweeps import results, tracking
+    from sweeps import curves, results, tracking
 
-    parent = client.get_run(sweep.run_id)
-    frame = results.child_frame(client, parent)
-    complete = tracking.complete_keys(
-        client.search_runs(
-            [sweep.experiment_id],
-            f"tags.`{tracking.PARENT_TAG}` = '{sweep.run_id}'",
-            max_results=50000,
+    try:
+        parent = client.get_run(sweep.run_id)
+        frame = results.child_frame(client, parent)
+        missing = len({p.key for p in points} - results.complete_keys(frame))
+        tracking.finish_sweep(
+            sweep, missing=missing, interrupted=outcome.interrupted, error=outcome.error
         )
-    )
-    missing = len({p.key for p in points} - complete)
-    tracking.finish_sweep(sweep, missing=missing, interrupted=outcome.interrupted)
+    except Exception as error:  # the store went away for good (the writer said so above)
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise SweepError(
+            f"cannot reach MLflow to close sweep {config.name!r} ({type(error).__name__}: "
+            f"{first}); `sweeps run {args.config} --resume` continues it"
+        ) from None
     print(
         f"\n{config.name}: {outcome.trained} points trained in {outcome.seconds:.1f}s"
         + (f", {outcome.skipped} already done" if outcome.skipped else "")
@@ -229,12 +231,18 @@ def _finish_run(args, config, client, sweep, points, outcome) -> int:
     if not best.empty:
         print("best point per (penalty, depth, width), mean over seeds:")
         print(results.format_table(best))
-    if not args.no_report and not outcome.interrupted and len(frame):
-        from sweeps import report
+    stopped = outcome.interrupted or outcome.error
+    if not args.no_report and not stopped:
+        if curves.curves_of(curves.aggregate(frame)):
+            from sweeps import report
 
-        started = time.monotonic()
-        out = report.write_report(client, parent, args.out)
-        print(f"report: {out / 'report.html'} ({time.monotonic() - started:.1f}s)")
+            started = time.monotonic()
+            out = report.write_report(client, parent, args.out)
+            print(f"report: {out / 'report.html'} ({time.monotonic() - started:.1f}s)")
+        else:
+            print("no report: no finished runs with a regularization strength to plot")
+    if outcome.error:
+        raise SweepError(f"sweep {config.name!r} stopped: {outcome.error}; --resume continues it")
     if outcome.interrupted:
         return 130
     if missing:
@@ -262,22 +270,22 @@ def _print_dry_run(config, points, data) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from sweeps import tracking
+    from sweeps import results, tracking
 
     client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
     rows = []
     for parent in tracking.sweep_runs(client, args.experiment):
-        children = tracking.child_runs(client, parent)
-        dev = [r.data.metrics.get("dev_cost") for r in children if r.info.status == "FINISHED"]
-        dev = [v for v in dev if v is not None]
+        frame = results.child_frame(client, parent)
+        best = results.best_per_group(frame)
         rows.append(
             {
                 "sweep": parent.data.tags.get(tracking.SWEEP_TAG, parent.info.run_name),
                 "run_id": parent.info.run_id,
                 "status": parent.info.status,
-                "points": f"{len(tracking.complete_keys(children))}/"
+                "points": f"{len(results.complete_keys(frame))}/"
                 f"{parent.data.tags.get(tracking.POINTS_TAG, '?')}",
-                "best_dev_cost": min(dev) if dev else float("nan"),
+                # as everywhere: the best setting's mean over seeds
+                "best_dev_cost": best[metrics.DEV_COST].min() if len(best) else float("nan"),
                 "started": pd.to_datetime(parent.info.start_time, unit="ms").strftime(
                     "%Y-%m-%d %H:%M"
                 ),
@@ -286,9 +294,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         print("no sweeps yet in", client.tracking_uri)
         return 0
-    from sweeps.results import format_table
-
-    print(format_table(pd.DataFrame(rows)))
+    print(results.format_table(pd.DataFrame(rows)))
     return 0
 
 
@@ -310,10 +316,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             "seed",
             "status",
             "train_cost",
-            "dev_cost",
+            metrics.DEV_COST,
             "train_error",
             "dev_error",
-            "sparsity",
+            metrics.SPARSITY,
             "diverged",
         )
         if c in frame

@@ -456,6 +456,11 @@ def read_config(argument: str, overrides: Sequence[str] = ()) -> tuple[SweepConf
     return config, path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
+def config_from_text(text: str) -> SweepConfig:
+    """A config from YAML text written by this module (a sweep's ``sweep.yaml`` artifact)."""
+    return validate(yaml.safe_load(text))
+
+
 def validate(raw: dict[str, Any]) -> SweepConfig:
     """A validated :class:`SweepConfig` from a raw mapping, or a one-line UsageError."""
     try:

@@ -53,11 +53,7 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
         metrics.TEST_ERROR,
     ]
     layered = sorted(
-        (
-            c
-            for c in frame.columns
-            if c.startswith(("weight_norm/", "weight_l1/", "linear_fraction/"))
-        ),
+        (c for c in frame.columns if c.startswith(metrics.PER_LAYER)),
         key=lambda c: (c.split("/")[0], int("".join(ch for ch in c.split("/")[1] if ch.isdigit()))),
     )
     return [c for c in known if c in frame.columns] + layered

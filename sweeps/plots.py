@@ -185,7 +185,7 @@ def mechanisms_figure(
     """Figure 2: weight norms per layer, tanh's linear fraction and L1 sparsity against strength."""
     sample = curves[0][0]
     panels = ["norms"]
-    if any(c.startswith("linear_fraction/") and c.endswith("_mean") for c in sample.columns):
+    if any(c.startswith(metrics.LINEAR_FRACTION) and c.endswith("_mean") for c in sample.columns):
         panels.append("linear")
     if penalty in ("l1", "elasticnet"):
         panels.append("sparsity")
@@ -203,7 +203,7 @@ def mechanisms_figure(
         for row, panel in enumerate(panels):
             ax = axes[row, column]
             if panel == "norms":
-                layers = _present(curve, "weight_norm/")
+                layers = _present(curve, metrics.WEIGHT_NORM)
                 for i, name in enumerate(layers):
                     _mean_band(
                         ax,
@@ -217,7 +217,7 @@ def mechanisms_figure(
                 if row == 0:
                     ax.set_title(f"{dataset} · {summary.name}", loc="left")
             elif panel == "linear":
-                layers = _present(curve, "linear_fraction/")
+                layers = _present(curve, metrics.LINEAR_FRACTION)
                 for i, name in enumerate(layers):
                     _mean_band(
                         ax,

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from regcore import metrics
 from sweeps import curves as curve_rules
 from sweeps import tracking
-from sweeps.config import SweepConfig, load_data
+from sweeps.config import SweepConfig, config_from_text, load_data
 from sweeps.errors import UsageError
 from sweeps.results import child_frame
 
@@ -33,7 +33,7 @@ def sweep_config(client: Any, parent: Any) -> SweepConfig:
     """The config a sweep ran with, from its parent run's ``sweep.yaml`` artifact."""
     with tempfile.TemporaryDirectory() as folder:
         path = client.download_artifacts(parent.info.run_id, "sweep.yaml", folder)
-        return SweepConfig.model_validate(yaml.safe_load(Path(path).read_text()))
+        return config_from_text(Path(path).read_text())
 
 
 def _weights(client: Any, run_id: str, folder: str) -> dict[str, np.ndarray]:
@@ -57,7 +57,7 @@ def _pictures(
     blank. Without such a strength, the largest.
     """
     strengths = curve["strength"].to_numpy()
-    train_error = curve["train_error_mean"].to_numpy()
+    train_error = curve[f"{metrics.TRAIN_ERROR}_mean"].to_numpy()
     above = (strengths > summary.best_strength) & (train_error < majority_error - 0.05)
     large = float(strengths[above].max()) if above.any() else float(strengths[-1])
     chosen = [
@@ -168,11 +168,11 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
     from sweeps import plots
 
     summaries = {key: curve_rules.summarize(curve) for key, curve in curves.items()}
-    references = {}
-    for (depth, width), rows in aggregated[aggregated["penalty"] == "none"].groupby(
-        ["depth", "width"]
-    ):
-        references[(int(depth), int(width))] = float(rows["dev_cost_mean"].iloc[0])
+    references = {}  # the no-penalty dev cost per (depth, width), for the table
+    for depth, width in {(s.depth, s.width) for s in summaries.values()}:
+        level = curve_rules.reference_levels(aggregated, depth, width)
+        if level is not None:
+            references[(depth, width)] = float(level[f"{metrics.DEV_COST}_mean"])
     figures: list[tuple[str, Path]] = []
     by_penalty: dict[str, list[tuple]] = {}
     for key, curve in curves.items():

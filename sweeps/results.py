@@ -25,6 +25,14 @@ NUMERIC_PARAMS = (
 GROUP = ["penalty", "depth", "width"]
 #: one point of a curve: the seeds of one setting
 SETTING = [*GROUP, "lam", "l1_ratio", "keep_prob"]
+#: child-run tags as columns
+TAGS = {
+    "key": tracking.KEY_TAG,
+    "diverged": tracking.DIVERGED_TAG,
+    "node": tracking.NODE_TAG,
+    "best": tracking.BEST_TAG,
+    "error": tracking.ERROR_TAG,
+}
 
 
 def child_frame(client: Any, parent: Any) -> pd.DataFrame:
@@ -49,7 +57,10 @@ def child_frame(client: Any, parent: Any) -> pd.DataFrame:
     finally:
         mlflow.set_tracking_uri(previous)
     if raw.empty:
-        return pd.DataFrame(columns=[*SETTING, "seed", "status", "run_id", "strength"])
+        columns = [*SETTING, "seed", "status", "run_id", "strength", *TAGS]
+        empty = pd.DataFrame(columns=columns)
+        empty["diverged"] = empty["diverged"].astype(bool)
+        return empty
     frame = pd.DataFrame({"run_id": raw["run_id"], "status": raw["status"]})
     for column in raw.columns:
         if column.startswith("params."):
@@ -62,14 +73,7 @@ def child_frame(client: Any, parent: Any) -> pd.DataFrame:
     for name in ("depth", "width", "seed", "epochs"):
         if name in frame:
             frame[name] = frame[name].astype("Int64")
-    tags = {
-        "key": tracking.KEY_TAG,
-        "diverged": tracking.DIVERGED_TAG,
-        "node": tracking.NODE_TAG,
-        "best": tracking.BEST_TAG,
-        "error": tracking.ERROR_TAG,
-    }
-    for name, tag in tags.items():
+    for name, tag in TAGS.items():
         column = f"tags.{tag}"
         frame[name] = raw.get(column)
     frame["diverged"] = frame["diverged"].eq("true")
@@ -79,9 +83,13 @@ def child_frame(client: Any, parent: Any) -> pd.DataFrame:
     return frame.sort_values([*SETTING, "seed"]).reset_index(drop=True)
 
 
-def usable(frame: pd.DataFrame) -> pd.DataFrame:
-    """Runs with results: FINISHED, or diverged (their last finite metrics are kept)."""
-    return frame[(frame["status"] == "FINISHED") | frame["diverged"]]
+def complete_keys(frame: pd.DataFrame) -> set[str]:
+    """Keys of the points whose run is complete (:func:`sweeps.tracking.is_complete_state`)."""
+    done = [
+        tracking.is_complete_state(status, bool(diverged))
+        for status, diverged in zip(frame["status"], frame["diverged"], strict=True)
+    ]
+    return set(frame.loc[done, "key"].dropna()) if len(frame) else set()
 
 
 def best_per_group(frame: pd.DataFrame, metric: str = metrics.DEV_COST) -> pd.DataFrame:

@@ -111,9 +111,12 @@ def _split(group: list[TrainingPoint], parts: int) -> list[list[TrainingPoint]]:
 # --- Ray --------------------------------------------------------------------------------------
 
 
-def _quiet_ray_logging() -> None:
+def _configure_ray_environment() -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TBX files
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, no banner
+    # Ctrl-C should stop the sweep (and say --resume), not ask Tune for a graceful stop that
+    # ends with its own Tuner.restore advice
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     for name in ("ray", "ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # it looks for the result files that the disabled loggers would have written
@@ -145,7 +148,7 @@ def connect_ray(address: str | None) -> dict[str, float]:
     A local Ray is always a new one: ``ray.init()`` without an address would silently join a
     cluster that ``ray start`` left running on this machine.
     """
-    _quiet_ray_logging()
+    _configure_ray_environment()
     import ray
 
     if address and address != "local":
@@ -194,16 +197,15 @@ def slots_for(config: SweepConfig, resources: dict[str, float]) -> int:
 class SweepOutcome:
     """What a run did, for the CLI's summary."""
 
-    sweep: Sweep
-    total: int
-    trained: int
-    skipped: int
-    failed: int
-    unwritten: int
+    trained: int  # points whose result arrived (diverged ones included)
+    skipped: int  # done before (resume)
+    failed: int  # points of trials that failed for good
+    unwritten: int  # results that did not reach MLflow
     seconds: float
     writer_retries: int
     trial_retries: int = 0
     interrupted: bool = False
+    error: str | None = None  # Ray Tune failed as a whole
 
 
 def run_points(
@@ -228,8 +230,8 @@ def run_points(
     todo = [p for p in points if p.key not in sweep.done_keys]
     skipped = len(points) - len(todo)
     writer = ChildRunWriter(sweep, config)
-    interrupted = False
-    failed_before = progress.failed
+    interrupted, error = False, None
+    failed_before, done_before = progress.failed, progress.done
     callback = None
     if todo:
         packs = plan_packs(config, todo, slots, n_train, n_features)
@@ -264,6 +266,9 @@ def run_points(
         except KeyboardInterrupt:
             interrupted = True
             progress.note("interrupted: writing what finished; resume with --resume")
+        except Exception as failure:  # Tune or Ray as a whole (a trial's error is a result)
+            error = f"{type(failure).__name__}: {str(failure).strip().splitlines()[0][:300]}"
+            progress.note(f"the sweep stopped: {error}")
     if writer.pending:
         progress.note(f"writing {writer.pending} results to MLflow ...")
     unwritten = writer.close(WRITER_DRAIN_SECONDS)
@@ -273,9 +278,7 @@ def run_points(
             "they will be trained again with --resume"
         )
     return SweepOutcome(
-        sweep=sweep,
-        total=len(points),
-        trained=len(todo),
+        trained=progress.done - done_before,
         skipped=skipped,
         failed=progress.failed - failed_before,
         unwritten=unwritten,
@@ -283,6 +286,7 @@ def run_points(
         writer_retries=writer.retries,
         trial_retries=callback.retries if callback else 0,
         interrupted=interrupted,
+        error=error,
     )
 
 

@@ -22,11 +22,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from regcore import metrics
 from sweeps.config import SweepConfig, TrainingPoint
 from sweeps.errors import SweepError, UsageError
 
@@ -35,7 +36,6 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 PARENT_TAG = "mlflow.parentRunId"
-RUN_NAME_TAG = "mlflow.runName"
 KIND_TAG = "regsweep.kind"  # "sweep" (parent) or "point" (child)
 SWEEP_TAG = "regsweep.sweep"  # the sweep's name, on the parent
 HASH_TAG = "regsweep.config_hash"
@@ -105,6 +105,7 @@ def client_for(tracking_uri: str | None):
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     check_tracking_uri(tracking_uri)
+    check_tracking_server(tracking_uri)  # an unreachable server is not bad input: exit 1
     try:
         client = MlflowClient(tracking_uri=tracking_uri)
         client.search_experiments(max_results=1)
@@ -227,11 +228,14 @@ def child_runs(client: Any, parent: Any) -> list:
     )
 
 
+def is_complete_state(status: str, diverged: bool) -> bool:
+    """A point is done when its run FINISHED, or FAILED because training diverged (it would
+    diverge again)."""
+    return status == "FINISHED" or (status == "FAILED" and diverged)
+
+
 def is_complete(run: Any) -> bool:
-    status = run.info.status
-    return status == "FINISHED" or (
-        status == "FAILED" and run.data.tags.get(DIVERGED_TAG) == "true"
-    )
+    return is_complete_state(run.info.status, run.data.tags.get(DIVERGED_TAG) == "true")
 
 
 @dataclass
@@ -303,10 +307,15 @@ def _param(key: str, value: str):
     return Param(key, value)
 
 
-def finish_sweep(sweep: Sweep, *, missing: int, interrupted: bool = False) -> None:
-    """Close the parent run: FINISHED when every point has a complete child run."""
-    status = "KILLED" if interrupted else ("FAILED" if missing else "FINISHED")
+def finish_sweep(
+    sweep: Sweep, *, missing: int, interrupted: bool = False, error: str | None = None
+) -> None:
+    """Close the parent run: FINISHED when every point has a complete child run, KILLED when
+    interrupted, FAILED otherwise (with the error, if the sweep stopped on one)."""
+    status = "KILLED" if interrupted else ("FAILED" if missing or error else "FINISHED")
     sweep.client.set_tag(sweep.run_id, MISSING_TAG, str(missing))
+    if error:
+        sweep.client.set_tag(sweep.run_id, ERROR_TAG, error[:5000])
     sweep.client.set_terminated(sweep.run_id, status=status)
 
 
@@ -322,38 +331,58 @@ class PointRecord:
     error: str | None = None
 
 
+#: MLflow error codes that no retry can fix: the record is dropped (its point is trained again
+#: on --resume) instead of blocking the writer
+PERMANENT_ERRORS = frozenset(
+    {
+        "INVALID_PARAMETER_VALUE",
+        "BAD_REQUEST",
+        "INVALID_STATE",
+        "RESOURCE_DOES_NOT_EXIST",
+        "PERMISSION_DENIED",
+        "UNAUTHENTICATED",
+    }
+)
+
+
+def is_permanent(error: Exception) -> bool:
+    """Whether a failed write would fail again: a refusal by the store or a local problem
+    (a bad value, an unwritable file), not an outage."""
+    if getattr(error, "error_code", None) in PERMANENT_ERRORS:
+        return True
+    if _is_network_error(error):
+        return False
+    return isinstance(error, OSError | TypeError | ValueError)
+
+
+def _is_network_error(error: Exception) -> bool:
+    import requests
+
+    return isinstance(error, ConnectionError | TimeoutError | requests.RequestException)
+
+
 class ChildRunWriter:
     """Writes child runs from a background thread, retrying with backoff.
 
-    Parameters
-    ----------
-    sweep : Sweep
-    config : SweepConfig
-    on_written : callable, optional
-        Called with each record once it is in the store.
-    max_backoff : float
-        Longest wait between two attempts, in seconds.
+    A write that fails for a reason retrying cannot fix (see :func:`is_permanent`) is dropped
+    and counted; anything else (an unreachable server, a timeout, a 5xx) is retried with
+    exponential backoff up to ``max_backoff`` seconds until :meth:`close` gives up.
     """
 
-    def __init__(
-        self,
-        sweep: Sweep,
-        config: SweepConfig,
-        on_written: Callable[[PointRecord], None] | None = None,
-        max_backoff: float = 10.0,
-    ) -> None:
+    def __init__(self, sweep: Sweep, config: SweepConfig, max_backoff: float = 10.0) -> None:
         self.sweep, self.config = sweep, config
-        self.on_written = on_written
         self.max_backoff = max_backoff
         self.writer_id = uuid.uuid4().hex[:12]
         self._queue: queue.Queue[PointRecord | None] = queue.Queue()
         self._pending = 0
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._created: dict[str, str] = {}  # key -> run id created by this writer
         self._written: set[str] = set()  # keys whose run this writer completed
         self._known: dict[str | None, list] | None = None  # runs in the store at the start
         self._scratch = tempfile.TemporaryDirectory(prefix="regsweep-")
         self.retries = 0
+        self.dropped = 0
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._loop, name="mlflow-writer", daemon=True)
         self._thread.start()
@@ -369,35 +398,39 @@ class ChildRunWriter:
         self._queue.put(record)
 
     def close(self, timeout: float) -> int:
-        """Wait up to ``timeout`` seconds for the queue to drain; return what was not written."""
+        """Wait up to ``timeout`` seconds for the queue to drain, then stop the writer (it
+        writes nothing more); return the number of results left unwritten."""
         self._queue.put(None)
         self._thread.join(timeout)
-        left = self.pending
-        if not self._thread.is_alive():
-            self._scratch.cleanup()
-        return left
+        self._stop.set()
+        self._thread.join(self.max_backoff + 60)
+        self._scratch.cleanup()
+        return self.pending + self.dropped
 
     def _loop(self) -> None:
-        while True:
+        while not self._stop.is_set():
             record = self._queue.get()
             if record is None:
                 return
             delay, live = 1.0, False
-            while True:
+            while not self._stop.is_set():
                 try:
                     self._write(record, live)
                     break
-                except Exception as error:  # any store or network failure: back off, try again
-                    self.retries += 1
+                except Exception as error:
                     text = str(error).splitlines()[0][:200] if str(error) else ""
                     self.last_error = f"{type(error).__name__}: {text}"
-                    time.sleep(delay)
+                    if is_permanent(error):
+                        self.dropped += 1
+                        break
+                    self.retries += 1
+                    self._stop.wait(delay)
                     delay = min(delay * 2.0, self.max_backoff)
                     live = True  # the last attempt may have got further than it heard
+            else:
+                return  # stopped while retrying: the record stays pending
             with self._lock:
                 self._pending -= 1
-            if self.on_written is not None:
-                self.on_written(record)
 
     def _existing(self, key: str, live: bool) -> list:
         """Runs of this point already in the store. A new sweep has none; a resumed one is
@@ -430,8 +463,8 @@ class ChildRunWriter:
             if run.data.tags.get(WRITER_TAG) == self.writer_id:
                 self._created[point.key] = run.info.run_id  # created, but the reply was lost
                 return run.info.run_id
-            if is_complete(run) and record.result is not None:
-                return None  # written before (a resumed sweep)
+            if is_complete(run):
+                return None  # written before (a resumed sweep): never replaced
             client.delete_run(run.info.run_id)  # cut off mid-write, or a failed trial: replace
         run = client.create_run(
             self.sweep.experiment_id,
@@ -456,25 +489,25 @@ class ChildRunWriter:
         client, result = self.sweep.client, record.result
         params = [_param(k, v) for k, v in point_params(self.config, record.point).items()]
         tags: list = []
-        metrics: list = []
+        logged: list = []
         if result is None:
             tags.append(RunTag(ERROR_TAG, (record.error or "trial failed")[:5000]))
             status = "FAILED"
         else:
             stamp = result["finished_ms"]
             columns = result["columns"]
-            epoch_column = columns.index("epoch")
+            epoch_column = columns.index(metrics.EPOCH)
             for row in result["rows"]:
                 step = int(row[epoch_column])
-                metrics += [
+                logged += [
                     Metric(name, float(value), stamp, step)
                     for name, value in zip(columns, row, strict=True)
-                    if name != "epoch"
+                    if name != metrics.EPOCH
                 ]
             last_step = int(result["rows"][-1][epoch_column])
             for name, value in result["final"].items():
                 if name not in columns:
-                    metrics.append(Metric(name, float(value), stamp, last_step))
+                    logged.append(Metric(name, float(value), stamp, last_step))
             tags.append(RunTag("fit_seconds", f"{result['fit_seconds']:.4f}"))
             if result.get("node"):
                 tags.append(RunTag(NODE_TAG, result["node"]))
@@ -484,9 +517,9 @@ class ChildRunWriter:
         # as few calls as MLflow's limits allow (1000 entries, of which at most 100 params
         # and 100 tags): each call is one transaction of the store
         first = MAX_BATCH_ENTRIES - len(params) - len(tags)
-        client.log_batch(run_id, metrics=metrics[:first], params=params, tags=tags)
-        for start in range(first, len(metrics), MAX_METRICS_PER_BATCH):
-            client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+        client.log_batch(run_id, metrics=logged[:first], params=params, tags=tags)
+        for start in range(first, len(logged), MAX_METRICS_PER_BATCH):
+            client.log_batch(run_id, metrics=logged[start : start + MAX_METRICS_PER_BATCH])
         if result is not None:
             path = Path(self._scratch.name) / record.point.key / "weights.npz"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -157,6 +157,7 @@ class MlflowServer:
         self, folder: Path, port: int | None = None, command: list[str] | None = None
     ) -> None:
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.command = command or [
             str(VENV_BIN / "mlflow"),

@@ -26,7 +26,7 @@ def test_bench_quick_mode_runs_every_case(tmp_path):
     for case in cases.values():
         if "speedup" in case:
             assert case["baseline_s"] > 0 and case["candidate_s"] > 0
-            assert case["speedup"] == case["baseline_s"] / case["candidate_s"]
+            assert case["met"] in (True, False) and case["repeats"] >= 1
     hardware = cases["fit_many GFLOP/s vs matmul (1 core)"]
     assert hardware["fit_many_gflops"] > 0 and 0 < hardware["fraction"] < 1.5
     assert cases["quickstart peak memory"]["peak_rss_mb"] > 50

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from regcore import RegularizedClassifier, fit_many
+from regcore import DivergenceWarning, RegularizedClassifier, fit_many
 from regcore.datasets import load_dataset
 
 PACK = [
@@ -105,3 +105,41 @@ def test_bad_member_is_named(data):
         fit_many(pack, data.X_train, data.y_train)
     with pytest.raises(ValueError, match="must not be empty"):
         fit_many([], data.X_train, data.y_train)
+
+
+def test_a_diverging_member_leaves_the_others_alone(data):
+    # lr * lam / m >> 2 for the middle member: gradient descent blows up its weights
+    pack = [
+        RegularizedClassifier(
+            hidden_layer_sizes=(8,),
+            lam=lam,
+            learning_rate=0.5,
+            epochs=200,
+            log_every=10,
+            random_state=0,
+        )
+        for lam in (0.1, 1e5, 1.0)
+    ]
+    alone = [RegularizedClassifier(**e.get_params()) for e in pack]
+    with pytest.warns(DivergenceWarning):
+        fit_many(pack, data.X_train, data.y_train)
+    with pytest.warns(DivergenceWarning):
+        alone[1].fit(data.X_train, data.y_train)
+    for est in (alone[0], alone[2]):
+        est.fit(data.X_train, data.y_train)
+    assert [e.diverged_ for e in pack] == [False, True, False]
+    for together, single in zip(pack, alone, strict=True):
+        np.testing.assert_allclose(
+            together.history_.to_numpy(), single.history_.to_numpy(), atol=1e-8
+        )
+        for a, b in zip(together.weights_, single.weights_, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-8)
+
+
+def test_equal_dtypes_spelled_differently_share_a_pack(data):
+    pack = [
+        RegularizedClassifier(epochs=5, dtype="float64"),
+        RegularizedClassifier(epochs=5, dtype=np.float64),
+    ]
+    fit_many(pack, data.X_train, data.y_train)
+    assert all(e.weights_[0].dtype == np.float64 for e in pack)

@@ -1,10 +1,13 @@
 """``sweeps run`` end to end through the CLI, on real Ray and real MLflow stores, read back with
 MlflowClient and checked against regcore run directly."""
 
+import json
+import os
 import signal
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from regcore.datasets import load_dataset
@@ -12,6 +15,7 @@ from sweeps.config import expand, read_config
 from sweeps.tracking import point_params
 from sweeps.trainable import estimator_for
 from tests.helpers import (
+    MlflowServer,
     cli,
     cli_background,
     client,
@@ -164,5 +168,108 @@ def test_a_diverging_point_fails_alone(tmp_path, ray_head):
     assert status[0.01].info.status == status[1.0].info.status == "FINISHED"
     assert "diverged" not in status[0.01].data.tags
     assert parents[0].info.status == "FINISHED"
-    # the report skips the diverged point
-    assert (tmp_path / "reports" / "diverging" / "curves.csv").exists()
+    # the report leaves the diverged point out of the curve
+    curves = pd.read_csv(tmp_path / "reports" / "diverging" / "curves.csv")
+    l2 = curves[curves["penalty"] == "l2"]
+    assert sorted(l2["strength"]) == pytest.approx([0.01, 1.0])
+    summary = json.loads((tmp_path / "reports" / "diverging" / "summary.json").read_text())
+    assert {c["best_strength"] for c in summary["curves"] if c["penalty"] == "l2"} <= {0.01, 1.0}
+
+
+def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path, ray_head):
+    config = write_config(
+        tmp_path / "stop.yaml",
+        {
+            "name": "stop",
+            "model": {"epochs": 2000},
+            "execution": {"pack_size": 1, "max_concurrent_trials": 1},
+        },
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = [
+        "--address",
+        ray_head.address,
+        "--tracking-uri",
+        uri,
+        "--storage-path",
+        str(tmp_path / "ray"),
+        "--no-report",
+    ]
+    log = tmp_path / "driver.log"
+    driver = cli_background("run", str(config), *common, cwd=tmp_path, log=log)
+    wait_for_text(log, "parent run", driver)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not any(
+        c.info.status == "FINISHED" for c in sweep_runs(uri)[1]
+    ):
+        time.sleep(0.3)
+    os.kill(driver.pid, signal.SIGINT)  # Ctrl-C
+    assert driver.wait(timeout=300) == 130, log.read_text()
+    text = log.read_text()
+    assert "interrupted: writing what finished; resume with --resume" in text
+    assert "Traceback" not in text and "Tuner.restore" not in text
+    parents, children = sweep_runs(uri)
+    assert parents[0].info.status == "KILLED"
+    finished = {c.data.tags["regsweep.key"] for c in children if c.info.status == "FINISHED"}
+    total = len(expand(read_config(str(config))[0]))
+    assert 1 <= len(finished) < total
+
+    result = cli("run", str(config), "--resume", *common, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    parents, children = sweep_runs(uri)
+    assert parents[0].info.status == "FINISHED"
+    keys = [c.data.tags["regsweep.key"] for c in children]
+    assert len(keys) == len(set(keys)) == total
+
+
+def test_a_sweep_without_strengths_has_no_report(tmp_path, ray_head):
+    config = write_config(
+        tmp_path / "plain.yaml",
+        {
+            "name": "plain",
+            "search": {"penalties": {"none": {}, "l2": None, "l1": None}},
+        },
+    )
+    result = cli(
+        "run",
+        str(config),
+        "--address",
+        ray_head.address,
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "--storage-path",
+        str(tmp_path / "ray"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no report: no finished runs with a regularization strength to plot" in result.stdout
+    assert "none      1" in result.stdout  # the best-point table still lists the reference runs
+    assert not (tmp_path / "reports").exists()
+
+
+def test_tracking_server_gone_for_good(tmp_path, ray_head):
+    server = MlflowServer(tmp_path / "server-home")
+    config = write_config(tmp_path / "c.yaml", {"name": "lost", "model": {"epochs": 3000}})
+    log = tmp_path / "driver.log"
+    driver = cli_background(
+        "run",
+        str(config),
+        "--address",
+        ray_head.address,
+        "--tracking-uri",
+        server.uri,
+        "--storage-path",
+        str(tmp_path / "ray"),
+        cwd=tmp_path,
+        log=log,
+        env={"REGSWEEP_WRITER_DRAIN_SECONDS": "5"},
+    )
+    try:
+        wait_for_text(log, "parent run", driver)
+    finally:
+        server.stop()  # and it does not come back
+    assert driver.wait(timeout=600) == 1, log.read_text()
+    text = log.read_text()
+    assert "results could not be written to MLflow" in text
+    assert "error: cannot reach MLflow to close sweep 'lost'" in text
+    assert "--resume` continues it" in text and "Traceback" not in text

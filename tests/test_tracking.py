@@ -1,0 +1,105 @@
+"""The MLflow writer's rules on a real SQLite store: what it reuses, replaces and never touches."""
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos import databricks_pb2 as codes
+
+from sweeps import tracking
+from sweeps.config import expand, read_config
+from sweeps.trainable import train_pack
+from tests.helpers import write_config
+
+
+@pytest.fixture
+def store(tmp_path):
+    config, _, text = read_config(str(write_config(tmp_path / "c.yaml", {"name": "rules"})))
+    points = expand(config)[:3]
+    client = tracking.client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sweep = tracking.start_sweep(client, config, text, len(points))
+    results = train_pack(config, [p for p in points if p.depth == points[0].depth])
+    return config, client, sweep, points, results
+
+
+def _runs(client, sweep):
+    parent = client.get_run(sweep.run_id)
+    return {r.data.tags[tracking.KEY_TAG]: r for r in tracking.child_runs(client, parent)}
+
+
+def _foreign_run(client, sweep, point, status):
+    """A child run left by another driver (another writer id)."""
+    run = client.create_run(
+        sweep.experiment_id,
+        tags={
+            tracking.PARENT_TAG: sweep.run_id,
+            tracking.KEY_TAG: point.key,
+            tracking.WRITER_TAG: "someone-else",
+        },
+        run_name=point.run_name,
+    )
+    if status != "RUNNING":
+        client.set_terminated(run.info.run_id, status=status)
+    return run.info.run_id
+
+
+def test_resumed_writer_keeps_complete_runs_and_replaces_cut_off_ones(store):
+    config, client, sweep, points, results = store
+    complete = _foreign_run(client, sweep, points[0], "FINISHED")
+    cut_off = _foreign_run(client, sweep, points[1], "RUNNING")
+    resumed = tracking.Sweep(client, sweep.experiment_id, sweep.run_id, sweep.name, True)
+    writer = tracking.ChildRunWriter(resumed, config)
+    for point, result in zip(points, results, strict=True):
+        writer.submit(tracking.PointRecord(point, result=result))
+    writer.submit(tracking.PointRecord(points[0], result=results[0]))  # delivered twice
+    writer.submit(tracking.PointRecord(points[2], error="trial died"))  # after its result
+    assert writer.close(timeout=120) == 0
+    runs = _runs(client, sweep)
+    assert set(runs) == {p.key for p in points}  # one active run per point
+    assert runs[points[0].key].info.run_id == complete  # complete: kept as it was
+    assert runs[points[0].key].data.metrics == {}
+    assert runs[points[1].key].info.run_id != cut_off  # cut off mid-write: replaced
+    assert client.get_run(cut_off).info.lifecycle_stage == "deleted"
+    assert runs[points[1].key].info.status == "FINISHED"
+    # a later error for a point that finished does not replace its run
+    assert runs[points[2].key].info.status == "FINISHED"
+    assert tracking.ERROR_TAG not in runs[points[2].key].data.tags
+    history = client.get_metric_history(runs[points[1].key].info.run_id, "dev_cost")
+    assert len(history) == len(results[1]["rows"])  # each row written once
+
+
+def test_failed_trial_leaves_a_failed_run_that_resume_replaces(store):
+    config, client, sweep, points, results = store
+    writer = tracking.ChildRunWriter(sweep, config)
+    writer.submit(tracking.PointRecord(points[0], error="ActorDiedError: node lost"))
+    assert writer.close(timeout=60) == 0
+    failed = _runs(client, sweep)[points[0].key]
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags[tracking.ERROR_TAG] == "ActorDiedError: node lost"
+    assert points[0].key not in tracking.complete_keys([failed])
+
+    resumed = tracking.Sweep(client, sweep.experiment_id, sweep.run_id, sweep.name, True)
+    writer = tracking.ChildRunWriter(resumed, config)
+    writer.submit(tracking.PointRecord(points[0], result=results[0]))
+    assert writer.close(timeout=60) == 0
+    run = _runs(client, sweep)[points[0].key]
+    assert run.info.status == "FINISHED" and run.info.run_id != failed.info.run_id
+
+
+@pytest.mark.parametrize(
+    ("error", "permanent"),
+    [
+        (MlflowException("bad value", error_code=codes.INVALID_PARAMETER_VALUE), True),
+        (MlflowException("who are you", error_code=codes.PERMISSION_DENIED), True),
+        (
+            MlflowException(
+                "API request failed: connection refused", error_code=codes.INTERNAL_ERROR
+            ),
+            False,
+        ),
+        (MlflowException("busy", error_code=codes.TEMPORARILY_UNAVAILABLE), False),
+        (ConnectionError("refused"), False),
+        (PermissionError("read-only folder"), True),
+        (TypeError("a bug"), True),
+    ],
+)
+def test_which_failures_are_retried(error, permanent):
+    assert tracking.is_permanent(error) is permanent
