@@ -304,26 +304,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
     parent = tracking.find_sweep(client, args.sweep)
     frame = results.child_frame(client, parent)
-    columns = [
-        c
-        for c in (
-            "penalty",
-            "lam",
-            "l1_ratio",
-            "keep_prob",
-            "depth",
-            "width",
-            "seed",
-            "status",
-            "train_cost",
-            metrics.DEV_COST,
-            "train_error",
-            "dev_error",
-            metrics.SPARSITY,
-            "diverged",
-        )
-        if c in frame
-    ]
+    shown = (
+        *results.SETTING,
+        "seed",
+        "status",
+        metrics.TRAIN_COST,
+        metrics.DEV_COST,
+        metrics.TRAIN_ERROR,
+        metrics.DEV_ERROR,
+        metrics.SPARSITY,
+        "diverged",
+    )
+    columns = [c for c in shown if c in frame]
     name = parent.data.tags.get(tracking.SWEEP_TAG)
     print(f"sweep {name} ({parent.info.run_id}, {parent.info.status}): {len(frame)} runs")
     print(results.format_table(frame[columns]))

@@ -114,6 +114,13 @@ def _tradeoff_legend(fig) -> None:
     fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
 
 
+def _per_layer(ax, curve: pd.DataFrame, prefix: str, label) -> None:
+    """One band per layer of a per-layer metric (``weight_norm/W1``, ...); ``label`` gets the
+    layer's name (``W1``, ``L1``)."""
+    for i, name in enumerate(_present(curve, prefix)):
+        _mean_band(ax, curve, name, OKABE_ITO[i % len(OKABE_ITO)], label(name[len(prefix) :]))
+
+
 def _present(curve: pd.DataFrame, prefix: str) -> list[str]:
     """Metric names with this prefix that have values on this curve (deeper layers may not)."""
     names = sorted(c[:-5] for c in curve.columns if c.startswith(prefix) and c.endswith("_mean"))
@@ -203,29 +210,13 @@ def mechanisms_figure(
         for row, panel in enumerate(panels):
             ax = axes[row, column]
             if panel == "norms":
-                layers = _present(curve, metrics.WEIGHT_NORM)
-                for i, name in enumerate(layers):
-                    _mean_band(
-                        ax,
-                        curve,
-                        name,
-                        OKABE_ITO[i % len(OKABE_ITO)],
-                        f"||{name.split('/')[1]}||_F",
-                    )
+                _per_layer(ax, curve, metrics.WEIGHT_NORM, lambda layer: f"||{layer}||_F")
                 ax.set_ylabel("Frobenius norm")
                 ax.set_ylim(bottom=0)  # linear: large lambda drives the norms to 0
                 if row == 0:
                     ax.set_title(f"{dataset} · {summary.name}", loc="left")
             elif panel == "linear":
-                layers = _present(curve, metrics.LINEAR_FRACTION)
-                for i, name in enumerate(layers):
-                    _mean_band(
-                        ax,
-                        curve,
-                        name,
-                        OKABE_ITO[i % len(OKABE_ITO)],
-                        f"layer {name.split('/L')[1]}",
-                    )
+                _per_layer(ax, curve, metrics.LINEAR_FRACTION, lambda layer: f"layer {layer[1:]}")
                 ax.set_ylim(-0.03, 1.03)
                 ax.set_ylabel("share of |z| < 0.5\n(tanh nearly linear)")
             else:

@@ -39,6 +39,17 @@ def _histories(mlflow_client, run):
     }
 
 
+def wait_for_finished_runs(uri, count, driver, log, timeout=300):
+    """Wait until ``count`` child runs are FINISHED while the driver still runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(c.info.status == "FINISHED" for c in sweep_runs(uri)[1]) >= count:
+            return
+        assert driver.poll() is None, log.read_text()
+        time.sleep(0.3)
+    raise TimeoutError(f"fewer than {count} finished runs after {timeout}s")
+
+
 def test_quickstart_end_to_end_with_the_embedded_defaults(tmp_path):
     """The README's main command in an empty folder: local Ray, MLflow in ./mlflow.db."""
     result = cli("run", "configs/quickstart.yaml", cwd=tmp_path, timeout=600)
@@ -107,15 +118,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, ray_head):
     log = tmp_path / "first.log"
     driver = cli_background("run", str(config), *common, cwd=tmp_path, log=log)
     wait_for_text(log, "parent run", driver)  # the driver has set up the store: safe to read
-    deadline = time.monotonic() + 300
-    finished = []
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        _, children = sweep_runs(uri)
-        finished = [c for c in children if c.info.status == "FINISHED"]
-        if len(finished) >= 4:
-            break
-        assert driver.poll() is None, (tmp_path / "first.log").read_text()
+    wait_for_finished_runs(uri, 4, driver, log)
     kill_group(driver, signal.SIGKILL)
     _, children = sweep_runs(uri)
     before = {c.data.tags["regsweep.key"]: c for c in children if c.info.status == "FINISHED"}
@@ -198,11 +201,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path, ray_head):
     log = tmp_path / "driver.log"
     driver = cli_background("run", str(config), *common, cwd=tmp_path, log=log)
     wait_for_text(log, "parent run", driver)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not any(
-        c.info.status == "FINISHED" for c in sweep_runs(uri)[1]
-    ):
-        time.sleep(0.3)
+    wait_for_finished_runs(uri, 1, driver, log)
     os.kill(driver.pid, signal.SIGINT)  # Ctrl-C
     assert driver.wait(timeout=300) == 130, log.read_text()
     text = log.read_text()
