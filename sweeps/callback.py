@@ -13,7 +13,7 @@ from ray.tune import Callback
 
 from sweeps.config import TrainingPoint
 from sweeps.progress import Progress
-from sweeps.tracking import ChildRunWriter, PointRecord
+from sweeps.writer import ChildRunWriter, PointRecord
 
 
 class ResultsToMLflow(Callback):

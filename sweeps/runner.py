@@ -21,8 +21,9 @@ from typing import Any
 from sweeps.config import SweepConfig, TrainingPoint
 from sweeps.errors import SweepError, UsageError
 from sweeps.progress import Progress
-from sweeps.tracking import ChildRunWriter, Sweep
+from sweeps.tracking import Sweep
 from sweeps.trainable import config_json, pack_trainable
+from sweeps.writer import ChildRunWriter
 
 #: the most points per trial: per-model time stops falling beyond ~16-32 (see bench/)
 MAX_PACK = 32

@@ -7,6 +7,7 @@ from mlflow.protos import databricks_pb2 as codes
 from sweeps import tracking
 from sweeps.config import expand, read_config
 from sweeps.trainable import train_pack
+from sweeps.writer import ChildRunWriter, PointRecord, is_permanent
 from tests.helpers import write_config
 
 
@@ -46,11 +47,11 @@ def test_resumed_writer_keeps_complete_runs_and_replaces_cut_off_ones(store):
     complete = _foreign_run(client, sweep, points[0], "FINISHED")
     cut_off = _foreign_run(client, sweep, points[1], "RUNNING")
     resumed = tracking.Sweep(client, sweep.experiment_id, sweep.run_id, sweep.name, True)
-    writer = tracking.ChildRunWriter(resumed, config)
+    writer = ChildRunWriter(resumed, config)
     for point, result in zip(points, results, strict=True):
-        writer.submit(tracking.PointRecord(point, result=result))
-    writer.submit(tracking.PointRecord(points[0], result=results[0]))  # delivered twice
-    writer.submit(tracking.PointRecord(points[2], error="trial died"))  # after its result
+        writer.submit(PointRecord(point, result=result))
+    writer.submit(PointRecord(points[0], result=results[0]))  # delivered twice
+    writer.submit(PointRecord(points[2], error="trial died"))  # after its result
     assert writer.close(timeout=120) == 0
     runs = _runs(client, sweep)
     assert set(runs) == {p.key for p in points}  # one active run per point
@@ -68,8 +69,8 @@ def test_resumed_writer_keeps_complete_runs_and_replaces_cut_off_ones(store):
 
 def test_failed_trial_leaves_a_failed_run_that_resume_replaces(store):
     config, client, sweep, points, results = store
-    writer = tracking.ChildRunWriter(sweep, config)
-    writer.submit(tracking.PointRecord(points[0], error="ActorDiedError: node lost"))
+    writer = ChildRunWriter(sweep, config)
+    writer.submit(PointRecord(points[0], error="ActorDiedError: node lost"))
     assert writer.close(timeout=60) == 0
     failed = _runs(client, sweep)[points[0].key]
     assert failed.info.status == "FAILED"
@@ -77,8 +78,8 @@ def test_failed_trial_leaves_a_failed_run_that_resume_replaces(store):
     assert points[0].key not in tracking.complete_keys([failed])
 
     resumed = tracking.Sweep(client, sweep.experiment_id, sweep.run_id, sweep.name, True)
-    writer = tracking.ChildRunWriter(resumed, config)
-    writer.submit(tracking.PointRecord(points[0], result=results[0]))
+    writer = ChildRunWriter(resumed, config)
+    writer.submit(PointRecord(points[0], result=results[0]))
     assert writer.close(timeout=60) == 0
     run = _runs(client, sweep)[points[0].key]
     assert run.info.status == "FINISHED" and run.info.run_id != failed.info.run_id
@@ -102,4 +103,4 @@ def test_failed_trial_leaves_a_failed_run_that_resume_replaces(store):
     ],
 )
 def test_which_failures_are_retried(error, permanent):
-    assert tracking.is_permanent(error) is permanent
+    assert is_permanent(error) is permanent

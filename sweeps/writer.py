@@ -1,0 +1,246 @@
+"""The driver-side writer of child runs: a background thread, the only writer to MLflow.
+
+It retries with backoff while the tracking server is unreachable and keeps the results in memory
+meanwhile. Each result carries fixed metric timestamps, and MLflow stores identical metric values
+once, so a retried write adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from regcore import metrics
+from sweeps.config import SweepConfig, TrainingPoint
+from sweeps.tracking import (
+    DIVERGED_TAG,
+    ERROR_TAG,
+    KEY_TAG,
+    KIND_TAG,
+    MAX_BATCH_ENTRIES,
+    MAX_METRICS_PER_BATCH,
+    NODE_TAG,
+    PARENT_TAG,
+    WRITER_TAG,
+    Sweep,
+    child_runs,
+    is_complete,
+    mlflow_param,
+    point_params,
+    search_all,
+)
+
+
+@dataclass
+class PointRecord:
+    """One point's outcome, ready to write: a result, or the error that stopped its trial."""
+
+    point: TrainingPoint
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+#: MLflow error codes that no retry can fix: the record is dropped (its point is trained again
+#: on --resume) instead of blocking the writer
+PERMANENT_ERRORS = frozenset(
+    {
+        "INVALID_PARAMETER_VALUE",
+        "BAD_REQUEST",
+        "INVALID_STATE",
+        "RESOURCE_DOES_NOT_EXIST",
+        "PERMISSION_DENIED",
+        "UNAUTHENTICATED",
+    }
+)
+
+
+def is_permanent(error: Exception) -> bool:
+    """Whether a failed write would fail again: a refusal by the store or a local problem
+    (a bad value, an unwritable file), not an outage."""
+    if getattr(error, "error_code", None) in PERMANENT_ERRORS:
+        return True
+    if _is_network_error(error):
+        return False
+    return isinstance(error, OSError | TypeError | ValueError)
+
+
+def _is_network_error(error: Exception) -> bool:
+    import requests
+
+    return isinstance(error, ConnectionError | TimeoutError | requests.RequestException)
+
+
+class ChildRunWriter:
+    """Writes child runs from a background thread, retrying with backoff.
+
+    A write that fails for a reason retrying cannot fix (see :func:`is_permanent`) is dropped
+    and counted; anything else (an unreachable server, a timeout, a 5xx) is retried with
+    exponential backoff up to ``max_backoff`` seconds until :meth:`close` gives up.
+    """
+
+    def __init__(self, sweep: Sweep, config: SweepConfig, max_backoff: float = 10.0) -> None:
+        self.sweep, self.config = sweep, config
+        self.max_backoff = max_backoff
+        self.writer_id = uuid.uuid4().hex[:12]
+        self._queue: queue.Queue[PointRecord | None] = queue.Queue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._created: dict[str, str] = {}  # key -> run id created by this writer
+        self._written: set[str] = set()  # keys whose run this writer completed
+        self._known: dict[str | None, list] | None = None  # runs in the store at the start
+        self._scratch = tempfile.TemporaryDirectory(prefix="regsweep-")
+        self.retries = 0
+        self.dropped = 0
+        self.last_error: str | None = None
+        self._thread = threading.Thread(target=self._loop, name="mlflow-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
+    def submit(self, record: PointRecord) -> None:
+        with self._lock:
+            self._pending += 1
+        self._queue.put(record)
+
+    def close(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the queue to drain, then stop the writer (it
+        writes nothing more); return the number of results left unwritten."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        self._stop.set()
+        self._thread.join(self.max_backoff + 60)
+        self._scratch.cleanup()
+        return self.pending + self.dropped
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            record = self._queue.get()
+            if record is None:
+                return
+            delay, live = 1.0, False
+            while not self._stop.is_set():
+                try:
+                    self._write(record, live)
+                    break
+                except Exception as error:
+                    text = str(error).splitlines()[0][:200] if str(error) else ""
+                    self.last_error = f"{type(error).__name__}: {text}"
+                    if is_permanent(error):
+                        self.dropped += 1
+                        break
+                    self.retries += 1
+                    self._stop.wait(delay)
+                    delay = min(delay * 2.0, self.max_backoff)
+                    live = True  # the last attempt may have got further than it heard
+            else:
+                return  # stopped while retrying: the record stays pending
+            with self._lock:
+                self._pending -= 1
+
+    def _existing(self, key: str, live: bool) -> list:
+        """Runs of this point already in the store. A new sweep has none; a resumed one is
+        listed once, at its first write; after a failed attempt the store is asked again."""
+        if self._known is None:
+            self._known = {}
+            if self.sweep.resumed:
+                for run in child_runs(
+                    self.sweep.client, self.sweep.client.get_run(self.sweep.run_id)
+                ):
+                    self._known.setdefault(run.data.tags.get(KEY_TAG), []).append(run)
+        if not live:
+            return self._known.get(key, [])
+        return list(
+            search_all(
+                self.sweep.client,
+                [self.sweep.experiment_id],
+                f"tags.`{PARENT_TAG}` = '{self.sweep.run_id}' and tags.`{KEY_TAG}` = '{key}'",
+            )
+        )
+
+    def _run_for(self, record: PointRecord, live: bool) -> str | None:
+        """The run to write into: ours from an earlier attempt, or a new one; None if done."""
+        client, point = self.sweep.client, record.point
+        if point.key in self._written:
+            return None  # a result delivered twice (a trial retried after it reported)
+        if point.key in self._created:
+            return self._created[point.key]
+        for run in self._existing(point.key, live):
+            if run.data.tags.get(WRITER_TAG) == self.writer_id:
+                self._created[point.key] = run.info.run_id  # created, but the reply was lost
+                return run.info.run_id
+            if is_complete(run):
+                return None  # written before (a resumed sweep): never replaced
+            client.delete_run(run.info.run_id)  # cut off mid-write, or a failed trial: replace
+        run = client.create_run(
+            self.sweep.experiment_id,
+            start_time=int(time.time() * 1000),
+            tags={
+                PARENT_TAG: self.sweep.run_id,
+                KIND_TAG: "point",
+                KEY_TAG: point.key,
+                WRITER_TAG: self.writer_id,
+            },
+            run_name=point.run_name,
+        )
+        self._created[point.key] = run.info.run_id
+        return run.info.run_id
+
+    def _write(self, record: PointRecord, live: bool) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        run_id = self._run_for(record, live)
+        if run_id is None:
+            return
+        client, result = self.sweep.client, record.result
+        params = [mlflow_param(k, v) for k, v in point_params(self.config, record.point).items()]
+        tags: list = []
+        logged: list = []
+        if result is None:
+            tags.append(RunTag(ERROR_TAG, (record.error or "trial failed")[:5000]))
+            status = "FAILED"
+        else:
+            stamp = result["finished_ms"]
+            columns = result["columns"]
+            epoch_column = columns.index(metrics.EPOCH)
+            for row in result["rows"]:
+                step = int(row[epoch_column])
+                logged += [
+                    Metric(name, float(value), stamp, step)
+                    for name, value in zip(columns, row, strict=True)
+                    if name != metrics.EPOCH
+                ]
+            last_step = int(result["rows"][-1][epoch_column])
+            for name, value in result["final"].items():
+                if name not in columns:
+                    logged.append(Metric(name, float(value), stamp, last_step))
+            tags.append(RunTag("fit_seconds", f"{result['fit_seconds']:.4f}"))
+            if result.get("node"):
+                tags.append(RunTag(NODE_TAG, result["node"]))
+            if result["diverged"]:
+                tags.append(RunTag(DIVERGED_TAG, "true"))
+            status = "FAILED" if result["diverged"] else "FINISHED"
+        # as few calls as MLflow's limits allow (1000 entries, of which at most 100 params
+        # and 100 tags): each call is one transaction of the store
+        first = MAX_BATCH_ENTRIES - len(params) - len(tags)
+        client.log_batch(run_id, metrics=logged[:first], params=params, tags=tags)
+        for start in range(first, len(logged), MAX_METRICS_PER_BATCH):
+            client.log_batch(run_id, metrics=logged[start : start + MAX_METRICS_PER_BATCH])
+        if result is not None:
+            path = Path(self._scratch.name) / record.point.key / "weights.npz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(result["weights"])
+            client.log_artifact(run_id, str(path))
+        end = result["finished_ms"] if result is not None else int(time.time() * 1000)
+        client.set_terminated(run_id, status=status, end_time=end)
+        if result is not None:
+            self._written.add(record.point.key)
