@@ -34,6 +34,7 @@ POINTS_TAG = "regsweep.points"
 KEY_TAG = "regsweep.key"  # the point's deterministic key, on children
 WRITER_TAG = "regsweep.writer"
 NODE_TAG = "regsweep.node"
+THREADS_TAG = "regsweep.threads"  # BLAS/OpenMP threads a training could use
 DIVERGED_TAG = "diverged"
 ERROR_TAG = "regsweep.error"
 BEST_TAG = "regsweep.best"

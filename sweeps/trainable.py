@@ -1,7 +1,7 @@
 """What runs inside a Ray Tune trial: a pack of points trained together with ``regcore.fit_many``.
 
 Trials never touch MLflow: they report each point's history, final metrics and weights through
-Ray Tune's result stream, and the driver writes them (see :mod:`sweeps.tracking`).
+Ray Tune's result stream, and the driver writes them (see :mod:`sweeps.writer`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from regcore import DivergenceWarning, RegularizedClassifier, fit_many, metrics
 from regcore.datasets import Dataset
@@ -90,20 +91,39 @@ def point_result(
     }
 
 
+def blas_threads(cpus_per_trial: float) -> int:
+    """Threads a trial's BLAS and OpenMP pools may use: its CPUs (at least one).
+
+    Ray's ``OMP_NUM_THREADS`` comes too late for a worker that imported numpy already, so
+    without a limit every trial on a node would start one BLAS thread per core of the node.
+    """
+    return max(1, int(cpus_per_trial))
+
+
 def train_pack(config: SweepConfig, points: list[TrainingPoint]) -> list[dict[str, Any]]:
-    """Train points that share an architecture together; one result per point, in order."""
+    """Train points that share an architecture together; one result per point, in order.
+
+    Each result also says how many BLAS threads the training could use (``threads``).
+    """
     data = dataset_of(config)
     estimators = [estimator_for(config.model, point) for point in points]
     started = time.perf_counter()
-    with warnings.catch_warnings():
+    with (
+        threadpool_limits(limits=blas_threads(config.execution.cpus_per_trial)),
+        warnings.catch_warnings(),
+    ):
         # divergence is reported per point (a FAILED run with a `diverged` tag)
         warnings.simplefilter("ignore", DivergenceWarning)
         fit_many(estimators, data.X_train, data.y_train, data.X_dev, data.y_dev)
+        threads = max((pool["num_threads"] for pool in threadpool_info()), default=1)
     seconds = (time.perf_counter() - started) / len(points)
-    return [
+    results = [
         point_result(est, point, data, seconds)
         for est, point in zip(estimators, points, strict=True)
     ]
+    for result in results:
+        result["threads"] = threads
+    return results
 
 
 def pack_trainable(

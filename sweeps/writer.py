@@ -27,6 +27,7 @@ from sweeps.tracking import (
     MAX_METRICS_PER_BATCH,
     NODE_TAG,
     PARENT_TAG,
+    THREADS_TAG,
     WRITER_TAG,
     Sweep,
     child_runs,
@@ -226,6 +227,8 @@ class ChildRunWriter:
             tags.append(RunTag("fit_seconds", f"{result['fit_seconds']:.4f}"))
             if result.get("node"):
                 tags.append(RunTag(NODE_TAG, result["node"]))
+            if "threads" in result:
+                tags.append(RunTag(THREADS_TAG, str(result["threads"])))
             if result["diverged"]:
                 tags.append(RunTag(DIVERGED_TAG, "true"))
             status = "FAILED" if result["diverged"] else "FINISHED"
