@@ -11,11 +11,17 @@ A single model is simply ``K = 1``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
-from regcore.activations import ACTIVATIONS, DERIVATIVES
+from regcore.activations import (
+    ACTIVATIONS,
+    BACKWARD_OPERATIONS,
+    FORWARD_OPERATIONS,
+    Operation,
+)
 from regcore.losses import output_activation
 
 Array = np.ndarray
@@ -167,8 +173,10 @@ def with_ones_column(x: Array) -> Array:
 class Workspace:
     """Preallocated buffers for training K models on batches of m samples.
 
-    ``forward_backward`` fills ``grads`` with the gradient of the data term
-    ``(1/m) sum_i L`` for every model (penalties are added by the trainer).
+    A forward and backward pass fills ``grads`` with the gradient of the data term
+    ``(1/m) sum_i L`` for every model (penalties are added by the trainer). :meth:`bind` prepares
+    the pass once as a list of numpy calls on fixed buffers, so that an epoch replays it
+    without Python-level dispatch; :meth:`forward_backward` runs it once.
     """
 
     def __init__(
@@ -182,8 +190,8 @@ class Workspace:
     ) -> None:
         hidden, n_out = tuple(layer_sizes)[1:-1], layer_sizes[-1]
         self.n_models, self.batch = n_models, batch
-        self.act = ACTIVATIONS[activation]
-        self.derivative = DERIVATIVES[activation]
+        self.forward_operations = FORWARD_OPERATIONS[activation]
+        self.backward_operations = BACKWARD_OPERATIONS[activation]
         self.z = [np.empty((n_models, n, batch), dtype=dtype) for n in (*hidden, n_out)]
         # hidden activations carry a row of ones, [A; 1], so the next product adds the bias
         self.a_aug = [np.ones((n_models, n + 1, batch), dtype=dtype) for n in hidden]
@@ -197,17 +205,21 @@ class Workspace:
         )
         self.dz = [np.empty((n_models, n, batch), dtype=dtype) for n in (*hidden, n_out)]
         self.da = [np.empty((n_models, n, batch), dtype=dtype) for n in hidden]
+        self.positive = [np.empty((n_models, n, batch), dtype=bool) for n in hidden]
         self.inv_batch = 1.0 / batch
 
-    def forward_backward(
+    def bind(
         self,
         params: ParameterStack,
         grads: ParameterStack,
         x_aug: Array,
         y: Array,
         masks: Sequence[Array] | None,
-    ) -> None:
-        """One forward and backward pass over a batch.
+    ) -> Callable[[], None]:
+        """One forward and backward pass over a batch, prepared for replaying.
+
+        The pass reads the current contents of its arguments each time it runs, so refill them
+        in place (parameters, batch, masks) between runs.
 
         Parameters
         ----------
@@ -220,47 +232,97 @@ class Workspace:
             Targets in the output layer's layout.
         masks : list of ndarray of shape (K, n[l], m), or None
             Inverted-dropout multipliers (0 or ``1/keep_prob``) for each hidden layer.
+
+        Returns
+        -------
+        callable
+            Runs the pass.
         """
+        operations = tuple(self._operations(params, grads, x_aug, y, masks))
+
+        def run() -> None:
+            for operation in operations:
+                operation()
+
+        return run
+
+    def forward_backward(
+        self,
+        params: ParameterStack,
+        grads: ParameterStack,
+        x_aug: Array,
+        y: Array,
+        masks: Sequence[Array] | None,
+    ) -> None:
+        """Run one forward and backward pass over a batch (arguments as in :meth:`bind`)."""
+        for operation in self._operations(params, grads, x_aug, y, masks):
+            operation()
+
+    def _operations(
+        self,
+        params: ParameterStack,
+        grads: ParameterStack,
+        x_aug: Array,
+        y: Array,
+        masks: Sequence[Array] | None,
+    ) -> list[Operation]:
         n_layers = params.n_layers
         k, m = self.n_models, self.batch
         shared = x_aug.ndim == 2
+
+        def one(array: Array) -> Array:
+            # a single model's arrays as matrices: numpy's 2-D product is the lighter call
+            return array[0] if k == 1 else array
+
+        ops: list[Operation] = []
         for layer in range(n_layers):
             block, z = params.layers[layer], self.z[layer]
             if layer == 0 and shared:  # one product for all K models
                 n = z.shape[1]
-                np.matmul(block.reshape(k * n, -1), x_aug.T, out=z.reshape(k * n, m))
+                ops.append(
+                    partial(np.matmul, block.reshape(k * n, -1), x_aug.T, out=z.reshape(k * n, m))
+                )
             elif layer == 0:
-                np.matmul(block, x_aug.transpose(0, 2, 1), out=z)
+                ops.append(partial(np.matmul, block, x_aug.transpose(0, 2, 1), out=z))
             else:
-                np.matmul(block, self.a_aug[layer - 1], out=z)
+                ops.append(partial(np.matmul, one(block), one(self.a_aug[layer - 1]), out=one(z)))
             if layer == n_layers - 1:
-                output_activation(z, out=self.out)
+                ops.append(partial(output_activation, z, out=self.out))
             elif masks is None:
-                self.act(z, out=self.a[layer])
+                ops += self.forward_operations(z, self.a[layer])
             elif self.pre_mask is not None:
-                self.act(z, out=self.pre_mask[layer])
-                np.multiply(self.pre_mask[layer], masks[layer], out=self.a[layer])
+                ops += self.forward_operations(z, self.pre_mask[layer])
+                ops.append(
+                    partial(np.multiply, self.pre_mask[layer], masks[layer], out=self.a[layer])
+                )
             else:
-                self.act(z, out=self.a[layer])
-                self.a[layer] *= masks[layer]
+                ops += self.forward_operations(z, self.a[layer])
+                ops.append(partial(np.multiply, self.a[layer], masks[layer], out=self.a[layer]))
 
         dz = self.dz[-1]
-        np.subtract(self.out, y, out=dz)
-        dz *= self.inv_batch
+        ops.append(partial(np.subtract, self.out, y, out=dz))
+        ops.append(partial(np.multiply, dz, self.inv_batch, out=dz))
         for layer in range(n_layers - 1, -1, -1):
             dz, grad = self.dz[layer], grads.layers[layer]
             if layer == 0 and shared:
                 n = dz.shape[1]
-                np.matmul(dz.reshape(k * n, m), x_aug, out=grad.reshape(k * n, -1))
+                ops.append(
+                    partial(np.matmul, dz.reshape(k * n, m), x_aug, out=grad.reshape(k * n, -1))
+                )
             elif layer == 0:
-                np.matmul(dz, x_aug, out=grad)
+                ops.append(partial(np.matmul, dz, x_aug, out=grad))
             else:
-                np.matmul(dz, self.a_aug[layer - 1].transpose(0, 2, 1), out=grad)
+                previous = one(self.a_aug[layer - 1]).swapaxes(-1, -2)
+                ops.append(partial(np.matmul, one(dz), previous, out=one(grad)))
             if layer == 0:
                 break
             da = self.da[layer - 1]
-            np.matmul(params.W[layer].transpose(0, 2, 1), dz, out=da)
+            weights_t = one(params.W[layer]).swapaxes(-1, -2)
+            ops.append(partial(np.matmul, weights_t, one(dz), out=one(da)))
             if masks is not None:
-                da *= masks[layer - 1]
+                ops.append(partial(np.multiply, da, masks[layer - 1], out=da))
             activated = self.a[layer - 1] if self.pre_mask is None else self.pre_mask[layer - 1]
-            self.derivative(da, self.z[layer - 1], activated, out=self.dz[layer - 1])
+            ops += self.backward_operations(
+                da, self.z[layer - 1], activated, self.dz[layer - 1], self.positive[layer - 1]
+            )
+        return ops

@@ -162,9 +162,13 @@ class _Batches:
         self,
         plan: TrainingPlan,
         stack: ParameterStack,
+        grads: ParameterStack,
         models: Sequence[ModelSettings],
+        x_aug: Array,
+        targets: Array,
     ) -> None:
-        self.plan, self.stack, self.models = plan, stack, models
+        self.plan, self.stack, self.grads, self.models = plan, stack, grads, models
+        self.x_aug, self.targets = x_aug, targets
         self.dropout = any(s.uses_dropout for s in models)
         coefs = [coefficients(s.penalty, s.lam, s.l1_ratio) for s in models]
         bias_on = np.array([s.penalize_bias for s in models], dtype=float)
@@ -181,15 +185,15 @@ class _Batches:
         return self.stack.per_entry(values, values * self._bias_on)
 
     def for_size(self, m: int) -> dict:
-        """Buffers and coefficients for batches of ``m`` samples."""
+        """Buffers, coefficients and the prepared forward/backward pass for batches of ``m``
+        samples: the whole training set (shared by all models), or a mini-batch per model,
+        copied into ``x`` and ``y`` before each pass."""
         if m in self._cache:
             return self._cache[m]
         plan, lr = self.plan, self.plan.learning_rate
         k = self.stack.n_models
+        workspace = Workspace(plan.layer_sizes, k, m, plan.dtype, plan.activation, self.dropout)
         buffers: dict = {
-            "workspace": Workspace(
-                plan.layer_sizes, k, m, plan.dtype, plan.activation, self.dropout
-            ),
             "l2_over_m": self._entries(self._l2) / m if self.has_l2 else None,
             "decay_factor": 1.0 - lr * self._entries(self._decay) / m if self.has_decay else None,
             "threshold": lr * self._entries(self._l1) / m if self.has_l1 else None,
@@ -199,6 +203,13 @@ class _Batches:
             hidden = plan.layer_sizes[1:-1]
             buffers["masks"] = [np.ones((k, n, m), dtype=plan.dtype) for n in hidden]
             buffers["draws"] = sum(hidden) * m
+        if m == self.x_aug.shape[0]:
+            x, y = self.x_aug, self.targets
+        else:
+            buffers["x"] = np.empty((k, m, self.x_aug.shape[1]), dtype=plan.dtype)
+            buffers["y"] = np.empty((self.targets.shape[0], k, m), dtype=plan.dtype)
+            x, y = buffers["x"], buffers["y"].transpose(1, 0, 2)  # (K, n_out, m)
+        buffers["forward_backward"] = workspace.bind(self.stack, self.grads, x, y, buffers["masks"])
         self._cache[m] = buffers
         return buffers
 
@@ -253,13 +264,10 @@ def train(
     scratch = np.empty_like(theta)
     optimizer = OPTIMIZERS[plan.optimizer](theta.size, plan.dtype, plan.learning_rate)
     diagnose = _Diagnostics(plan, stack, models, x, y_index, x_dev, y_dev_index)
-    batches = _Batches(plan, stack, models)
-
     m = x.shape[0]
     batch_size = m if plan.batch_size is None else min(plan.batch_size, m)
-    n_out = plan.layer_sizes[-1]
-    targets = one_hot_targets(y_index, n_out, plan.dtype)
-    x_aug = with_ones_column(x)
+    targets = one_hot_targets(y_index, plan.layer_sizes[-1], plan.dtype)
+    batches = _Batches(plan, stack, grads, models, with_ones_column(x), targets)
     log_at = set(logged_epochs(plan.epochs, plan.log_every))
 
     active = np.ones(n_models, dtype=bool)
@@ -295,15 +303,18 @@ def train(
             order = None if batch_size == m else np.stack([rng.permutation(m) for rng in rngs])
             for start in range(0, m, batch_size):
                 if order is None:
-                    xb, yb, mb = x_aug, targets, m
+                    mb = m
+                    buffers = batches.for_size(mb)
                 else:
                     index = order[:, start : start + batch_size]  # (K, mb)
-                    xb, yb = x_aug[index], targets[:, index].transpose(1, 0, 2)
                     mb = index.shape[1]
-                buffers = batches.for_size(mb)
+                    buffers = batches.for_size(mb)
+                    # indices are a permutation: "clip" never clips, and is not buffered
+                    np.take(batches.x_aug, index, axis=0, out=buffers["x"], mode="clip")
+                    np.take(targets, index, axis=1, out=buffers["y"], mode="clip")
                 if batches.dropout:
                     batches.draw_masks(buffers, rngs, mb)
-                buffers["workspace"].forward_backward(stack, grads, xb, yb, buffers["masks"])
+                buffers["forward_backward"]()
                 if frozen is not None:
                     grad[frozen] = 0.0
                 if batches.has_l2:
