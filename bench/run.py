@@ -391,7 +391,7 @@ def format_row(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller cases (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller cases (about a minute)")
     parser.add_argument("--only", choices=sorted(CASES), action="append", help="run these cases")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args(argv)
