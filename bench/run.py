@@ -1,7 +1,7 @@
 """Benchmarks: regsweep against the scikit-learn route, as ratios measured in one process.
 
-Run ``python -m bench`` (about 10 minutes on 2 cores) or ``python -m bench --quick`` (a smaller
-version of every case, about 2 minutes). Each case runs its baseline and its candidate
+Run ``python -m bench`` (about 6 minutes on 2 cores) or ``python -m bench --quick`` (a smaller
+version of every case, about a minute). Each case runs its baseline and its candidate
 interleaved (the order alternating between repeats) and reports the medians and their ratio.
 Results go to stdout and to ``--out`` (JSON, default ``bench/results/latest.json``).
 
