@@ -48,7 +48,7 @@ def relu_backward_operations(
 
 
 def tanh_backward_operations(
-    da: Array, z: Array, a: Array, out: Array, positive: Array
+    da: Array, z: Array, a: Array, out: Array, positive: Array | None
 ) -> list[Operation]:
     """``out = da * (1 - a**2)``; ``z`` and ``positive`` unused."""
     return [

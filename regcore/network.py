@@ -175,8 +175,8 @@ class Workspace:
 
     A forward and backward pass fills ``grads`` with the gradient of the data term
     ``(1/m) sum_i L`` for every model (penalties are added by the trainer). :meth:`bind` prepares
-    the pass once as a list of numpy calls on fixed buffers, so that an epoch replays it
-    without Python-level dispatch; :meth:`forward_backward` runs it once.
+    the pass once as a list of numpy calls bound to fixed buffers, so that each batch replays
+    it without rebuilding views or branching again; :meth:`forward_backward` runs it once.
     """
 
     def __init__(
@@ -205,7 +205,11 @@ class Workspace:
         )
         self.dz = [np.empty((n_models, n, batch), dtype=dtype) for n in (*hidden, n_out)]
         self.da = [np.empty((n_models, n, batch), dtype=dtype) for n in hidden]
-        self.positive = [np.empty((n_models, n, batch), dtype=bool) for n in hidden]
+        # relu's derivative 1[z > 0], as a boolean buffer per hidden layer
+        self.positive = [
+            np.empty((n_models, n, batch), dtype=bool) if activation == "relu" else None
+            for n in hidden
+        ]
         self.inv_batch = 1.0 / batch
 
     def bind(

@@ -156,7 +156,8 @@ class _Diagnostics:
 
 
 class _Batches:
-    """Per-batch-size buffers: the workspace, dropout masks and penalty coefficients."""
+    """Per batch size: the prepared forward/backward pass, its batch buffers ``x`` and ``y``
+    (mini-batches), the dropout masks and the penalty coefficients."""
 
     def __init__(
         self,

@@ -107,20 +107,20 @@ def train_pack(config: SweepConfig, points: list[TrainingPoint]) -> list[dict[st
     """
     data = dataset_of(config)
     estimators = [estimator_for(config.model, point) for point in points]
-    started = time.perf_counter()
     with (
         threadpool_limits(limits=blas_threads(config.execution.cpus_per_trial)),
         warnings.catch_warnings(),
     ):
         # divergence is reported per point (a FAILED run with a `diverged` tag)
         warnings.simplefilter("ignore", DivergenceWarning)
+        started = time.perf_counter()
         fit_many(estimators, data.X_train, data.y_train, data.X_dev, data.y_dev)
+        seconds = (time.perf_counter() - started) / len(points)
         threads = max((pool["num_threads"] for pool in threadpool_info()), default=1)
-    seconds = (time.perf_counter() - started) / len(points)
-    results = [
-        point_result(est, point, data, seconds)
-        for est, point in zip(estimators, points, strict=True)
-    ]
+        results = [
+            point_result(est, point, data, seconds)
+            for est, point in zip(estimators, points, strict=True)
+        ]
     for result in results:
         result["threads"] = threads
     return results

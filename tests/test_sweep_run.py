@@ -65,8 +65,7 @@ def test_quickstart_end_to_end_with_the_embedded_defaults(tmp_path):
     assert all(c.info.status == "FINISHED" for c in children)
     by_key = {c.data.tags["regsweep.key"]: c for c in children}
     assert set(by_key) == {p.key for p in points}
-    # one BLAS thread per 1-CPU trial, although the machine has more cores than that
-    assert os.cpu_count() > 1
+    # one BLAS thread per 1-CPU trial (without the limit, OpenBLAS runs one per core)
     assert {c.data.tags["regsweep.threads"] for c in children} == {"1"}
 
     # every point's params and step history equal regcore trained directly on the same point
