@@ -259,8 +259,7 @@ class Workspace:
         masks: Sequence[Array] | None,
     ) -> None:
         """Run one forward and backward pass over a batch (arguments as in :meth:`bind`)."""
-        for operation in self._operations(params, grads, x_aug, y, masks):
-            operation()
+        self.bind(params, grads, x_aug, y, masks)()
 
     def _operations(
         self,

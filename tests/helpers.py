@@ -90,6 +90,18 @@ def deep_update(base: dict, changes: dict) -> dict:
     return out
 
 
+def run_options(folder: Path, address: str, tracking_uri: str | None = None) -> tuple[str, list]:
+    """``sweeps run`` options for a sweep on the cluster at ``address``, with Tune's state in
+    ``folder`` and runs in ``tracking_uri`` (default: a SQLite store in ``folder``).
+
+    Returns
+    -------
+    (tracking URI, options)
+    """
+    uri = tracking_uri or f"sqlite:///{folder / 'mlflow.db'}"
+    return uri, ["--address", address, "--tracking-uri", uri, "--storage-path", str(folder / "ray")]
+
+
 def write_config(path: Path, changes: dict | None = None, base: dict = SMALL) -> Path:
     path.write_text(yaml.safe_dump(deep_update(base, changes or {}), sort_keys=False))
     return path

@@ -16,6 +16,7 @@ from tests.helpers import (
     client,
     free_port,
     kill_group,
+    run_options,
     sweep_runs,
     write_config,
 )
@@ -29,15 +30,7 @@ def store(tmp_path_factory, ray_head):
     """Three sweeps in one SQLite store: the same points packed and one per trial, and another
     lambda grid."""
     folder = tmp_path_factory.mktemp("report")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    common = [
-        "--address",
-        ray_head.address,
-        "--tracking-uri",
-        uri,
-        "--storage-path",
-        str(folder / "ray"),
-    ]
+    uri, common = run_options(folder, ray_head.address)
     changes = {
         "search": {
             "seeds": [0, 1, 2],

@@ -20,6 +20,7 @@ from tests.helpers import (
     cli_background,
     client,
     kill_group,
+    run_options,
     sweep_runs,
     wait_for_text,
     write_config,
@@ -107,16 +108,8 @@ def test_resume_after_the_driver_is_killed(tmp_path, ray_head):
             "execution": {"pack_size": 1, "max_concurrent_trials": 1},
         },
     )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    common = [
-        "--address",
-        ray_head.address,
-        "--tracking-uri",
-        uri,
-        "--storage-path",
-        str(tmp_path / "ray"),
-        "--no-report",
-    ]
+    uri, common = run_options(tmp_path, ray_head.address)
+    common.append("--no-report")
     log = tmp_path / "first.log"
     driver = cli_background("run", str(config), *common, cwd=tmp_path, log=log)
     wait_for_text(log, "parent run", driver)  # the driver has set up the store: safe to read
@@ -153,18 +146,8 @@ def test_a_diverging_point_fails_alone(tmp_path, ray_head):
             "search": {"depths": [2], "seeds": [0], "penalties": {"l2": {"lam": [0.01, 1.0, 1e4]}}},
         },
     )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = cli(
-        "run",
-        str(config),
-        "--address",
-        ray_head.address,
-        "--tracking-uri",
-        uri,
-        "--storage-path",
-        str(tmp_path / "ray"),
-        cwd=tmp_path,
-    )
+    uri, options = run_options(tmp_path, ray_head.address)
+    result = cli("run", str(config), *options, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 diverged" in result.stdout
     parents, children = sweep_runs(uri)
@@ -190,16 +173,8 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path, ray_head):
             "execution": {"pack_size": 1, "max_concurrent_trials": 1},
         },
     )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    common = [
-        "--address",
-        ray_head.address,
-        "--tracking-uri",
-        uri,
-        "--storage-path",
-        str(tmp_path / "ray"),
-        "--no-report",
-    ]
+    uri, common = run_options(tmp_path, ray_head.address)
+    common.append("--no-report")
     log = tmp_path / "driver.log"
     driver = cli_background("run", str(config), *common, cwd=tmp_path, log=log)
     wait_for_text(log, "parent run", driver)
@@ -231,17 +206,8 @@ def test_a_sweep_without_strengths_has_no_report(tmp_path, ray_head):
             "search": {"penalties": {"none": {}, "l2": None, "l1": None}},
         },
     )
-    result = cli(
-        "run",
-        str(config),
-        "--address",
-        ray_head.address,
-        "--tracking-uri",
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "--storage-path",
-        str(tmp_path / "ray"),
-        cwd=tmp_path,
-    )
+    _, options = run_options(tmp_path, ray_head.address)
+    result = cli("run", str(config), *options, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no report: no finished runs with a regularization strength to plot" in result.stdout
     assert "none      1" in result.stdout  # the best-point table still lists the reference runs
@@ -252,15 +218,11 @@ def test_tracking_server_gone_for_good(tmp_path, ray_head):
     server = MlflowServer(tmp_path / "server-home")
     config = write_config(tmp_path / "c.yaml", {"name": "lost", "model": {"epochs": 3000}})
     log = tmp_path / "driver.log"
+    _, options = run_options(tmp_path, ray_head.address, server.uri)
     driver = cli_background(
         "run",
         str(config),
-        "--address",
-        ray_head.address,
-        "--tracking-uri",
-        server.uri,
-        "--storage-path",
-        str(tmp_path / "ray"),
+        *options,
         cwd=tmp_path,
         log=log,
         env={"REGSWEEP_WRITER_DRAIN_SECONDS": "5"},
