@@ -85,7 +85,7 @@ def gradient_check(
 
     grads = stack.like()
     workspace = Workspace(sizes, 1, m, np.float64, estimator.activation, dropout=False)
-    workspace.forward_backward(stack, grads, with_ones_column(X), targets, None)
+    workspace.bind(stack, grads, with_ones_column(X), targets, None)()
     analytic = grads.flat + penalty_gradient(stack.flat, sq_coef, abs_coef, m)
 
     theta = stack.flat

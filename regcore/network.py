@@ -176,7 +176,7 @@ class Workspace:
     A forward and backward pass fills ``grads`` with the gradient of the data term
     ``(1/m) sum_i L`` for every model (penalties are added by the trainer). :meth:`bind` prepares
     the pass once as a list of numpy calls bound to fixed buffers, so that each batch replays
-    it without rebuilding views or branching again; :meth:`forward_backward` runs it once.
+    it without rebuilding views or branching again (``workspace.bind(...)()`` runs it once).
     """
 
     def __init__(
@@ -249,17 +249,6 @@ class Workspace:
                 operation()
 
         return run
-
-    def forward_backward(
-        self,
-        params: ParameterStack,
-        grads: ParameterStack,
-        x_aug: Array,
-        y: Array,
-        masks: Sequence[Array] | None,
-    ) -> None:
-        """Run one forward and backward pass over a batch (arguments as in :meth:`bind`)."""
-        self.bind(params, grads, x_aug, y, masks)()
 
     def _operations(
         self,

@@ -229,7 +229,16 @@ def cluster_config(folder: Path, name: str, **extra) -> Path:
     )
 
 
+def sweep_and_children(cluster: Cluster, sweep: str) -> tuple[dict, list[dict]]:
+    """The sweep's parent run (which must exist) and its child runs."""
+    parents, children = cluster.runs()
+    parent = next(p for p in parents if tag(p, "regsweep.sweep") == sweep)
+    run_id = parent["info"]["run_id"]
+    return parent, [c for c in children if tag(c, "mlflow.parentRunId") == run_id]
+
+
 def sweep_children(cluster: Cluster, sweep: str) -> list[dict]:
+    """The sweep's child runs; none while its parent run does not exist yet."""
     parents, children = cluster.runs()
     ids = {p["info"]["run_id"] for p in parents if tag(p, "regsweep.sweep") == sweep}
     return [c for c in children if tag(c, "mlflow.parentRunId") in ids]
@@ -260,9 +269,7 @@ def test_sweep_on_the_cluster_uses_both_nodes(cluster, tmp_path):
     result = cli("run", str(config), cwd=tmp_path, env=cluster.driver_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 nodes, 4 CPUs" in result.stdout
-    parents, children = cluster.runs()
-    parent = next(p for p in parents if tag(p, "regsweep.sweep") == "two-nodes")
-    mine = [c for c in children if tag(c, "mlflow.parentRunId") == parent["info"]["run_id"]]
+    parent, mine = sweep_and_children(cluster, "two-nodes")
     exactly_one_finished_child_per_point(mine, 24)
     nodes = {tag(c, "regsweep.node").split("/")[1] for c in mine}
     assert len(nodes) == 2, nodes  # trials ran on the head and on the worker
@@ -287,9 +294,7 @@ def test_tracking_server_restart_mid_sweep_loses_and_duplicates_nothing(cluster,
     text = log.read_text()
     retries = re.search(r"(\d+) MLflow retries", text)
     assert retries and int(retries.group(1)) >= 1, text
-    parents, children = cluster.runs()
-    parent = next(p for p in parents if tag(p, "regsweep.sweep") == "server-restart")
-    mine = [c for c in children if tag(c, "mlflow.parentRunId") == parent["info"]["run_id"]]
+    _, mine = sweep_and_children(cluster, "server-restart")
     exactly_one_finished_child_per_point(mine, 24)
     for run in mine:  # every metric logged once per logged epoch: 0, 500, ..., 6000
         history = cluster.rest(
@@ -309,14 +314,8 @@ def test_driver_killed_then_resumed_from_another_folder(cluster, tmp_path):
     wait_for_text(log, "parent run", driver)
     wait_for_children(cluster, "resume-elsewhere", 5, driver)
     kill_group(driver, signal.SIGKILL)
-    parents, children = cluster.runs()
-    parent = next(p for p in parents if tag(p, "regsweep.sweep") == "resume-elsewhere")
-    before = {
-        tag(c, "regsweep.key"): c
-        for c in children
-        if tag(c, "mlflow.parentRunId") == parent["info"]["run_id"]
-        and c["info"]["status"] == "FINISHED"
-    }
+    _, children = sweep_and_children(cluster, "resume-elsewhere")
+    before = {tag(c, "regsweep.key"): c for c in children if c["info"]["status"] == "FINISHED"}
     assert 1 <= len(before) < 24
 
     second = tmp_path / "machine-b"  # nothing local is shared with the first driver
@@ -324,8 +323,7 @@ def test_driver_killed_then_resumed_from_another_folder(cluster, tmp_path):
     result = cli("run", str(config), "--resume", "--no-report", cwd=second, env=cluster.driver_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"resuming: {len(before)} points done before" in result.stdout
-    _, children = cluster.runs()
-    mine = [c for c in children if tag(c, "mlflow.parentRunId") == parent["info"]["run_id"]]
+    _, mine = sweep_and_children(cluster, "resume-elsewhere")
     exactly_one_finished_child_per_point(mine, 24)
     after = {tag(c, "regsweep.key"): c for c in mine}
     for key, run in before.items():
@@ -355,10 +353,8 @@ def test_a_lost_worker_node_is_survived(cluster, tmp_path):
     text = log.read_text()
     retried = re.search(r"(\d+) trial retries", text)
     assert retried and int(retried.group(1)) >= 1, text
-    parents, children = cluster.runs()
-    parent = next(p for p in parents if tag(p, "regsweep.sweep") == "node-lost")
+    parent, mine = sweep_and_children(cluster, "node-lost")
     assert parent["info"]["status"] == "FINISHED"
-    mine = [c for c in children if tag(c, "mlflow.parentRunId") == parent["info"]["run_id"]]
     exactly_one_finished_child_per_point(mine, 24)
 
 

@@ -143,9 +143,9 @@ def test_mlp_cost_and_gradients_for_the_same_weights(dataset, hidden, activation
     grads = stack.like()
     workspace = Workspace(units, 1, len(y), np.float64, activation, dropout=False)
     y_index = np.searchsorted(clf.classes_, y)
-    workspace.forward_backward(
+    workspace.bind(
         stack, grads, with_ones_column(X), one_hot_targets(y_index, units[-1], np.float64), None
-    )
+    )()
     for layer, (w, gw, gb) in enumerate(zip(clf.weights_, grads.W, grads.b, strict=True)):
         full_gradient = gw[0] + lam / len(y) * w  # data term + the source's (lam/m) W
         np.testing.assert_allclose(full_gradient, coef_grads[layer].T, rtol=1e-10, atol=1e-15)
