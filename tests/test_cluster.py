@@ -333,8 +333,14 @@ def test_driver_killed_then_resumed_from_another_folder(cluster, tmp_path):
 
 def test_a_lost_worker_node_is_survived(cluster, tmp_path):
     """Runs last in this module: the worker node does not come back."""
+    # 12 trials of about 20 s on 4 slots: when the worker's first results reach the server,
+    # more trials are waiting, and the worker starts its next ones (a few seconds for a fresh
+    # actor); killed a little later, it dies in the middle of training them
     config = cluster_config(
-        tmp_path, "node-lost", model={"width": 32, "epochs": 12000, "log_every": 500}
+        tmp_path,
+        "node-lost",
+        model={"width": 32, "epochs": 30000, "log_every": 1000},
+        execution={"pack_size": 2, "max_failures": 3},
     )
     log = tmp_path / "driver.log"
     driver = cli_background(
@@ -348,6 +354,7 @@ def test_a_lost_worker_node_is_survived(cluster, tmp_path):
             break
         assert driver.poll() is None, log.read_text()
         time.sleep(0.3)
+    time.sleep(8)  # the worker's next trials are past their start-up, well before their end
     cluster.worker.stop(signal.SIGKILL)  # the node dies with the trials it was running
     assert driver.wait(timeout=900) == 0, log.read_text()
     text = log.read_text()
