@@ -119,6 +119,19 @@ def plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def first_line(error: BaseException, *, with_type: bool = False, limit: int = 300) -> str:
+    """The first non-blank line of an error's message, cut to ``limit`` characters.
+
+    An error without a message gives its type's name; ``with_type`` prefixes the type
+    (``"TimeoutError: timed out"``).
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    name = type(error).__name__
+    if not lines:
+        return name
+    return f"{name}: {lines[0][:limit]}" if with_type else lines[0][:limit]
+
+
 def check_parameters(params: dict[str, Any], owner: str) -> None:
     """Raise ``ValueError("<owner>: <name> must ..., got <value>")`` for the first bad parameter."""
     for name, check in PARAMETER_CHECKS.items():

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn import datasets as sk_datasets
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from regcore._validation import plain
+from regcore._validation import first_line, plain
 
 Array = np.ndarray
 
@@ -140,8 +140,7 @@ def _read_file(path: str | Path, target: str | None) -> tuple[Array, Array, tupl
     try:
         frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
     except Exception as error:  # parser errors come in many types
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"dataset.path: cannot read '{path}': {first_line}") from error
+        raise ValueError(f"dataset.path: cannot read '{path}': {first_line(error)}") from error
     if target not in frame.columns:
         raise ValueError(
             f"dataset.target: no column '{target}' in '{path}' "
@@ -212,6 +211,193 @@ def load_raw(
     return bunch.data.astype(np.float64), bunch.target, tuple(map(str, bunch.feature_names))
 
 
+def _check_labels(X: Array, y: Array) -> None:
+    if len(X) != len(y):
+        raise ValueError(f"dataset: X and y differ in length, got {len(X)} and {len(y)}")
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"dataset: needs at least 2 classes, got 1 ({plain(classes[0])!r})")
+
+
+def _hold_out(y: Array, remaining: Array, share: float, part: str, seed: int) -> tuple:
+    """Split ``share`` of all samples off ``remaining`` (stratified where every class has two
+    samples): ``(remaining, held out)``, both unsorted."""
+    n = len(y)
+    size = round(share * n)
+    if share > 0 and size == 0:
+        raise ValueError(f"dataset.split.{part}: {share} of {n} samples is no sample at all")
+    if size == 0:
+        return remaining, remaining[:0]
+    labels = y[remaining]
+    stratify = labels if np.unique(labels, return_counts=True)[1].min() >= 2 else None
+    try:
+        return train_test_split(remaining, test_size=size, random_state=seed, stratify=stratify)
+    except ValueError:  # too few samples per class for a stratified split of this size
+        return train_test_split(remaining, test_size=size, random_state=seed)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One training's rows: ``train`` and ``dev`` index the dataset's rows (sorted).
+
+    ``repeat`` and ``fold`` number a cross-validation's folds (from 0); both are None for a
+    single train/dev split.
+    """
+
+    repeat: int | None
+    fold: int | None
+    train: Array
+    dev: Array
+
+
+@dataclass(frozen=True)
+class Resampled:
+    """A dataset's raw rows and how model selection splits them.
+
+    The ``test`` rows are held out first; the others (``rest``, in their original order) are
+    split into ``folds``: one train/dev split, or K stratified folds per repeat. Nothing is
+    standardized here: :meth:`fold_data` standardizes on a fold's training part, as a
+    scikit-learn ``Pipeline`` would inside ``cross_validate``.
+    """
+
+    name: str
+    X: Array
+    y: Array
+    feature_names: tuple[str, ...]
+    rest: Array
+    test: Array
+    folds: tuple[Fold, ...]
+    kfold: int | None = None
+    repeats: int = 1
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def classes(self) -> Array:
+        return np.unique(self.y[self.rest])
+
+    def fold_data(self, index: int) -> Dataset:
+        """Fold ``index``'s train/dev parts (and the test rows) standardized on its training
+        part."""
+        fold = self.folds[index]
+        return _standardized(self, fold.train, fold.dev, self.test)
+
+    def fold_index(self, repeat: int | None, fold: int | None) -> int:
+        """The position in :attr:`folds` of fold ``fold`` of repeat ``repeat``."""
+        if self.kfold is None:
+            return 0
+        return int(repeat) * self.kfold + int(fold)
+
+    def fold_sizes(self) -> dict[tuple[int | None, int | None], tuple[int, int]]:
+        """``(n_train, n_dev)`` of every fold by ``(repeat, fold)``."""
+        return {(f.repeat, f.fold): (len(f.train), len(f.dev)) for f in self.folds}
+
+    def refit_data(self) -> tuple[Array, Array, Array, Array]:
+        """Raw ``(X_rest, y_rest, X_test, y_test)``: all non-test rows, for a final fit, and the
+        test rows."""
+        return self.X[self.rest], self.y[self.rest], self.X[self.test], self.y[self.test]
+
+    def describe(self) -> str:
+        n_classes = len(np.unique(self.y))
+        head = f"{self.name}: {self.n_features} features, {n_classes} classes, "
+        if self.kfold is None:
+            fold = self.folds[0]
+            return head + f"{len(fold.train)} train / {len(fold.dev)} dev / {len(self.test)} test"
+        repeats = f" x {self.repeats} repeats" if self.repeats > 1 else ""
+        return head + f"{self.kfold}-fold CV{repeats} of {len(self.rest)} / {len(self.test)} test"
+
+
+def _standardized(data: Resampled, train: Array, dev: Array, test: Array) -> Dataset:
+    x_train = data.X[train]
+    mean = x_train.mean(axis=0)
+    scale = x_train.std(axis=0)
+    scale[scale == 0.0] = 1.0
+
+    def take(rows: Array) -> tuple[Array, Array]:
+        return (data.X[rows] - mean) / scale, data.y[rows]
+
+    return Dataset(
+        data.name, *take(train), *take(dev), *take(test), data.feature_names, mean, scale
+    )
+
+
+def resample(
+    X: Array,
+    y: Array,
+    *,
+    train: float = 0.6,
+    dev: float = 0.2,
+    test: float = 0.2,
+    kfold: int | None = None,
+    repeats: int = 1,
+    seed: int = 0,
+    name: str = "data",
+    feature_names: tuple[str, ...] | None = None,
+) -> Resampled:
+    """Hold out a test share, then split the rest for model selection.
+
+    Without ``kfold``: one train/dev split (``train + dev + test = 1``). With ``kfold = K``: the
+    non-test rows, in their original order, are split by scikit-learn's
+    ``StratifiedKFold(n_splits=K, shuffle=True, random_state=seed + r)`` for each repeat
+    ``r = 0..repeats-1`` (``train`` and ``dev`` are not used).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, n_features)
+    y : ndarray of shape (n,)
+    train, dev, test : float
+        Fractions of all samples.
+    kfold : int, optional
+        The number of folds (>= 2).
+    repeats : int
+        Repeats of the K-fold split, each with another shuffle.
+    seed : int
+        Decides the test share, the dev share and the folds.
+    """
+    _check_labels(X, y)
+    fields = (("test", test),) if kfold else (("train", train), ("dev", dev), ("test", test))
+    for field, value in fields:
+        if not (np.isfinite(value) and 0.0 <= value <= 1.0):
+            raise ValueError(f"dataset.split.{field}: must be in [0, 1], got {value!r}")
+    rows = np.arange(len(y))
+    names = feature_names or tuple(f"x{i + 1}" for i in range(X.shape[1]))
+    if kfold is None:
+        if train <= 0.0:
+            raise ValueError(f"dataset.split.train: must be > 0, got {train!r}")
+        if abs(train + dev + test - 1.0) > 1e-9:
+            raise ValueError(
+                f"dataset.split: train + dev + test must be 1, got {train} + {dev} + {test}"
+            )
+        remaining, test_rows = _hold_out(y, rows, test, "test", seed)
+        rest = np.sort(remaining)
+        remaining, dev_rows = _hold_out(y, remaining, dev, "dev", seed)
+        if len(np.unique(y[remaining])) < 2:
+            raise ValueError(
+                f"dataset.split.train: the training part of {name!r} has only one class"
+            )
+        folds = (Fold(None, None, np.sort(remaining), np.sort(dev_rows)),)
+        return Resampled(name, X, y, names, rest, np.sort(test_rows), folds)
+    if test >= 1.0:
+        raise ValueError(f"dataset.split.test: must be < 1 with kfold, got {test!r}")
+    remaining, test_rows = _hold_out(y, rows, test, "test", seed)
+    rest = np.sort(remaining)
+    classes, counts = np.unique(y[rest], return_counts=True)
+    if counts.min() < kfold:
+        raise ValueError(
+            f"dataset.split.kfold: {kfold} folds need {kfold} samples of every class outside "
+            f"the test share, but class {plain(classes[counts.argmin()])!r} has "
+            f"{counts.min()}, got {kfold}"
+        )
+    folds = []
+    for repeat in range(repeats):
+        splitter = StratifiedKFold(n_splits=kfold, shuffle=True, random_state=seed + repeat)
+        for fold, (train_pos, dev_pos) in enumerate(splitter.split(rest, y[rest])):
+            folds.append(Fold(repeat, fold, rest[train_pos], rest[dev_pos]))
+    return Resampled(name, X, y, names, rest, np.sort(test_rows), tuple(folds), kfold, repeats)
+
+
 def split_and_standardize(
     X: Array,
     y: Array,
@@ -237,59 +423,32 @@ def split_and_standardize(
     standardize : bool
         Scale features to zero mean and unit variance on the training part.
     """
-    for field, value in (("train", train), ("dev", dev), ("test", test)):
-        if not (np.isfinite(value) and 0.0 <= value <= 1.0):
-            raise ValueError(f"dataset.split.{field}: must be in [0, 1], got {value!r}")
-    if train <= 0.0:
-        raise ValueError(f"dataset.split.train: must be > 0, got {train!r}")
-    if abs(train + dev + test - 1.0) > 1e-9:
-        raise ValueError(
-            f"dataset.split: train + dev + test must be 1, got {train} + {dev} + {test}"
-        )
-    n = len(y)
-    if len(X) != n:
-        raise ValueError(f"dataset: X and y differ in length, got {len(X)} and {n}")
-    classes = np.unique(y)
-    if len(classes) < 2:
-        raise ValueError(f"dataset: needs at least 2 classes, got 1 ({plain(classes[0])!r})")
-    index = np.arange(n)
-    parts = {}
-    remaining = index
-    for part, share in (("test", test), ("dev", dev)):
-        size = round(share * n)
-        if share > 0 and size == 0:
-            raise ValueError(f"dataset.split.{part}: {share} of {n} samples is no sample at all")
-        if size == 0:
-            parts[part] = index[:0]
-            continue
-        labels = y[remaining]
-        stratify = labels if np.unique(labels, return_counts=True)[1].min() >= 2 else None
-        try:
-            remaining, parts[part] = train_test_split(
-                remaining, test_size=size, random_state=seed, stratify=stratify
-            )
-        except ValueError:  # too few samples per class for a stratified split of this size
-            remaining, parts[part] = train_test_split(remaining, test_size=size, random_state=seed)
-    parts["train"] = np.sort(remaining)
-    if len(np.unique(y[parts["train"]])) < 2:
-        raise ValueError(f"dataset.split.train: the training part of {name!r} has only one class")
-    x_train = X[parts["train"]]
+    resampled = resample(
+        X,
+        y,
+        train=train,
+        dev=dev,
+        test=test,
+        seed=seed,
+        name=name,
+        feature_names=feature_names,
+    )
     if standardize:
-        mean = x_train.mean(axis=0)
-        scale = x_train.std(axis=0)
-        scale[scale == 0.0] = 1.0
-    else:
-        mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
-
-    def take(part: str) -> tuple[Array, Array]:
-        chosen = np.sort(parts[part])
-        return (X[chosen] - mean) / scale, y[chosen]
-
-    X_train, y_train = take("train")
-    X_dev, y_dev = take("dev")
-    X_test, y_test = take("test")
-    names = feature_names or tuple(f"x{i + 1}" for i in range(X.shape[1]))
-    return Dataset(name, X_train, y_train, X_dev, y_dev, X_test, y_test, names, mean, scale)
+        return resampled.fold_data(0)
+    fold = resampled.folds[0]
+    ones = np.ones(X.shape[1])
+    return Dataset(
+        name,
+        X[fold.train],
+        y[fold.train],
+        X[fold.dev],
+        y[fold.dev],
+        X[resampled.test],
+        y[resampled.test],
+        resampled.feature_names,
+        ones * 0.0,
+        ones,
+    )
 
 
 def load_dataset(
@@ -327,6 +486,45 @@ def load_dataset(
         test=test,
         seed=seed,
         standardize=standardize,
+        name=name,
+        feature_names=names,
+    )
+
+
+def load_resampled(
+    name: str,
+    *,
+    n_samples: int | None = None,
+    noise: float | None = None,
+    path: str | Path | None = None,
+    target: str | None = None,
+    train: float = 0.6,
+    dev: float = 0.2,
+    test: float = 0.2,
+    kfold: int | None = None,
+    repeats: int = 1,
+    seed: int = 0,
+) -> Resampled:
+    """Load a dataset by name and split it for model selection (see :func:`resample`).
+
+    Examples
+    --------
+    >>> data = load_resampled("breast_cancer", kfold=5, test=0.2, seed=0)
+    >>> len(data.folds), len(data.test)
+    (5, 114)
+    """
+    X, y, names = load_raw(
+        name, n_samples=n_samples, noise=noise, path=path, target=target, seed=seed
+    )
+    return resample(
+        X,
+        y,
+        train=train,
+        dev=dev,
+        test=test,
+        kfold=kfold,
+        repeats=repeats,
+        seed=seed,
         name=name,
         feature_names=names,
     )

@@ -9,21 +9,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from regcore import metrics
 from regcore._validation import check_parameters, dtype_of, plain
-from regcore.losses import data_loss, one_hot_targets, output_activation
+from regcore.losses import data_loss, n_outputs, one_hot_targets, output_activation
 from regcore.network import ParameterStack, forward_logits
-from regcore.training import (
-    ModelSettings,
-    TrainingPlan,
-    penalty_entries,
-    penalty_value,
-    train,
-)
+from regcore.training import penalty_entries, penalty_value, train
+from regcore.training_plan import ModelSettings, TrainingData, TrainingPlan
 
 Array = np.ndarray
 
@@ -69,7 +64,7 @@ class RegularizedClassifier(ClassifierMixin, BaseEstimator):
         Dropout keep probability in (0, 1]; used only by ``penalty="dropout"``.
     penalize_bias : bool, default=False
         Penalize (or decay) the biases too.
-    optimizer : {"gd", "momentum", "adam"}, default="gd"
+    optimizer : {"gd", "momentum", "rmsprop", "adam"}, default="gd"
     learning_rate : float, default=0.1
     batch_size : int or None, default=None
         Mini-batch size; None (or a size >= n_samples) trains on the full batch. On
@@ -168,10 +163,7 @@ class RegularizedClassifier(ClassifierMixin, BaseEstimator):
     # --- prediction -------------------------------------------------------------------------
 
     def _stack(self) -> ParameterStack:
-        sizes = [self.weights_[0].shape[1], *(w.shape[0] for w in self.weights_)]
-        stack = ParameterStack(sizes, 1, self.weights_[0].dtype)
-        stack.set_model(0, self.weights_, self.biases_)
-        return stack
+        return ParameterStack.single(self.weights_, self.biases_)
 
     def _logits(self, X: Any) -> Array:
         check_is_fitted(self)
@@ -259,10 +251,12 @@ def _check_pack(estimators: Sequence[RegularizedClassifier]) -> None:
 
 def fit_many(
     estimators: Sequence[RegularizedClassifier],
-    X: Any,
-    y: Any,
+    X: Any = None,
+    y: Any = None,
     X_dev: Any | None = None,
     y_dev: Any | None = None,
+    *,
+    data: Sequence[tuple] | None = None,
 ) -> list[RegularizedClassifier]:
     """Train several estimators of one architecture together, as stacked arrays.
 
@@ -271,6 +265,11 @@ def fit_many(
     in ``penalty``, ``lam``, ``l1_ratio``, ``keep_prob``, ``penalize_bias``, ``init`` and
     ``random_state``. Each ends as its own ``fit`` would leave it (to rounding).
 
+    They train on one data set (``X``, ``y``, ``X_dev``, ``y_dev``), or each on its own
+    (``data``), for example the folds of a cross-validation: data sets may differ in size but
+    must have the same features and give every estimator the same classes (each must see every
+    class in training). Dev data is given to all estimators or to none.
+
     Parameters
     ----------
     estimators : sequence of RegularizedClassifier
@@ -278,6 +277,9 @@ def fit_many(
     y : array-like of shape (n_samples,)
     X_dev : array-like of shape (n_dev, n_features), optional
     y_dev : array-like of shape (n_dev,), optional
+    data : sequence of tuples, one per estimator, optional
+        ``(X, y)`` or ``(X, y, X_dev, y_dev)`` for each estimator, instead of ``X``... Entries
+        that are the same tuple object are validated once and trained as shared data.
 
     Returns
     -------
@@ -287,24 +289,37 @@ def fit_many(
     _check_pack(estimators)
     first = estimators[0]
     dtype = dtype_of(first.dtype)
-    X, y = validate_data(first, X, y, dtype=dtype)
-    check_classification_targets(y)
-    classes, y_index = np.unique(y, return_inverse=True)
-    if len(classes) < 2:
+    if data is None:
+        data = [(X, y, X_dev, y_dev)] * len(estimators)
+    elif X is not None or y is not None or X_dev is not None or y_dev is not None:
+        raise ValueError("fit_many: give X and y, or data, got both")
+    elif len(data) != len(estimators):
         raise ValueError(
-            "y must contain at least 2 classes to train a classifier, "
-            f"got 1 class ({plain(classes[0])!r})"
+            f"fit_many: data must hold one entry per estimator ({len(estimators)}), got {len(data)}"
         )
-    if (X_dev is None) != (y_dev is None):
-        raise ValueError("X_dev and y_dev must be given together, got only one of them")
-    x_dev = y_dev_index = None
-    if X_dev is not None:
-        x_dev = validate_data(first, X_dev, reset=False, dtype=dtype)
-        y_dev_index = _label_indices(classes, np.asarray(y_dev), "y_dev", len(x_dev))
+    validated: dict[int, tuple] = {}
+    for item in data:
+        if id(item) not in validated:
+            validated[id(item)] = _validated(first, item, dtype)
+    parts = [validated[id(item)] for item in data]
+    classes = parts[0][1]
+    for other in parts[1:]:
+        if not np.array_equal(other[1], classes):
+            raise ValueError(
+                "fit_many: every data set must hold the same classes in training, got "
+                f"{[plain(c) for c in classes]} and {[plain(c) for c in other[1]]}"
+            )
+    if len({part[0].x.shape[1] for part in parts}) > 1:
+        raise ValueError(
+            "fit_many: every data set must have the same features, got "
+            f"{sorted({part[0].x.shape[1] for part in parts})} features"
+        )
+    if len({part[0].has_dev for part in parts}) > 1:
+        raise ValueError("fit_many: give dev data to every estimator or to none")
+    n_features = parts[0][0].x.shape[1]
 
-    n_out = 1 if len(classes) == 2 else len(classes)
     plan = TrainingPlan(
-        layer_sizes=(X.shape[1], *first.hidden_layer_sizes, n_out),
+        layer_sizes=(n_features, *first.hidden_layer_sizes, n_outputs(len(classes))),
         activation=first.activation,
         optimizer=first.optimizer,
         learning_rate=float(first.learning_rate),
@@ -313,11 +328,12 @@ def fit_many(
         log_every=int(first.log_every),
         dtype=dtype,
     )
-    result = train(plan, [est._settings() for est in estimators], X, y_index, x_dev, y_dev_index)
+    result = train(plan, [est._settings() for est in estimators], [part[0] for part in parts])
     for k, est in enumerate(estimators):
-        est.n_features_in_ = first.n_features_in_
-        if hasattr(first, "feature_names_in_"):
-            est.feature_names_in_ = first.feature_names_in_
+        est.n_features_in_ = n_features
+        names = parts[k][2]
+        if names is not None:
+            est.feature_names_in_ = names
         elif hasattr(est, "feature_names_in_"):
             del est.feature_names_in_
         est.classes_ = classes
@@ -336,3 +352,33 @@ def fit_many(
                 stacklevel=2,
             )
     return list(estimators)
+
+
+def _validated(
+    first: RegularizedClassifier, item: tuple, dtype: np.dtype
+) -> tuple[TrainingData, Array, Array | None]:
+    """One data set checked as scikit-learn checks ``fit``'s arguments: the training data, its
+    classes and its feature names (if it has them)."""
+    if not isinstance(item, tuple) or len(item) not in (2, 4):
+        raise ValueError(
+            "fit_many: each data entry must be (X, y) or (X, y, X_dev, y_dev), "
+            f"got {type(item).__name__} of length {len(item) if hasattr(item, '__len__') else '?'}"
+        )
+    X, y, X_dev, y_dev = (*item, None, None) if len(item) == 2 else item
+    probe = clone(first)  # validate_data records the features on the estimator it is given
+    X, y = validate_data(probe, X, y, dtype=dtype)
+    check_classification_targets(y)
+    classes, y_index = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(
+            "y must contain at least 2 classes to train a classifier, "
+            f"got 1 class ({plain(classes[0])!r})"
+        )
+    if (X_dev is None) != (y_dev is None):
+        raise ValueError("X_dev and y_dev must be given together, got only one of them")
+    x_dev = y_dev_index = None
+    if X_dev is not None:
+        x_dev = validate_data(probe, X_dev, reset=False, dtype=dtype)
+        y_dev_index = _label_indices(classes, np.asarray(y_dev), "y_dev", len(x_dev))
+    names = getattr(probe, "feature_names_in_", None)
+    return TrainingData(X, y_index, x_dev, y_dev_index), classes, names

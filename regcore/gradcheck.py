@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_array
 
 from regcore._validation import check_parameters
 from regcore.estimator import RegularizedClassifier, _label_indices
-from regcore.losses import data_loss, one_hot_targets
+from regcore.losses import data_loss, n_outputs, one_hot_targets
 from regcore.network import (
     ParameterStack,
     Workspace,
@@ -66,13 +66,13 @@ def gradient_check(
         classes = np.unique(y)
         weights = biases = None
     y_index = _label_indices(classes, y, "y", len(X))
-    n_out = 1 if len(classes) <= 2 else len(classes)
+    n_out = n_outputs(len(classes))
     sizes = (X.shape[1], *estimator.hidden_layer_sizes, n_out)
-    stack = ParameterStack(sizes, 1, np.float64)
     if weights is None:
+        stack = ParameterStack(sizes, 1, np.float64)
         initialize(stack, 0, random_state_of(estimator.random_state), estimator.init)
     else:
-        stack.set_model(0, weights, biases)
+        stack = ParameterStack.single(weights, biases)
 
     m = X.shape[0]
     targets = one_hot_targets(y_index, n_out, np.float64)

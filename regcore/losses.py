@@ -20,6 +20,12 @@ from scipy.special import expit
 Array = np.ndarray
 
 
+def n_outputs(n_classes: int) -> int:
+    """Units in the output layer: one sigmoid unit for two classes (or fewer), else one softmax
+    unit per class."""
+    return 1 if n_classes <= 2 else n_classes
+
+
 def output_activation(z: Array, out: Array | None = None) -> Array:
     """Sigmoid for one output unit, softmax over the unit axis (axis 1) otherwise."""
     if z.shape[1] == 1:

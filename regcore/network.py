@@ -72,6 +72,20 @@ class ParameterStack:
         self.W: list[Array] = [block[..., :-1] for block in self.layers]  # (K, n[l], n[l-1])
         self.b: list[Array] = [block[..., -1:] for block in self.layers]  # (K, n[l], 1)
 
+    @classmethod
+    def single(cls, weights: Sequence[Array], biases: Sequence[Array]) -> ParameterStack:
+        """A stack of one model (K = 1) holding copies of the given parameters.
+
+        Parameters
+        ----------
+        weights : list of ndarray, entry l of shape (n[l+1], n[l])
+        biases : list of ndarray, entry l of shape (n[l+1], 1)
+        """
+        sizes = [weights[0].shape[1], *(w.shape[0] for w in weights)]
+        stack = cls(sizes, 1, weights[0].dtype)
+        stack.set_model(0, weights, biases)
+        return stack
+
     @property
     def n_layers(self) -> int:
         """L, the number of weight matrices."""
@@ -113,6 +127,14 @@ class ParameterStack:
         """
         view = self.like(entries)
         return sum(block.sum(axis=(1, 2), dtype=np.float64) for block in view.layers)
+
+    def subset(self, models: Sequence[int]) -> ParameterStack:
+        """A new stack holding copies of the given models, in that order."""
+        index = np.asarray(models, dtype=np.intp)
+        out = ParameterStack(self.layer_sizes, len(index), self.flat.dtype)
+        for mine, theirs in zip(out.layers, self.layers, strict=True):
+            mine[...] = theirs[index]
+        return out
 
     def model(self, k: int) -> tuple[list[Array], list[Array]]:
         """Copies of model k's weights ``[(n[l], n[l-1])]`` and biases ``[(n[l], 1)]``."""

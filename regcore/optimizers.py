@@ -2,6 +2,8 @@
 
 - ``gd``: ``theta := theta - lr * g`` (the lecture's update).
 - ``momentum``: ``v := beta v + (1 - beta) g``; ``theta := theta - lr v`` (beta = 0.9).
+- ``rmsprop``: ``s := beta2 s + (1 - beta2) g**2``; ``theta := theta - lr g / (sqrt(s) + eps)``
+  (beta2 = 0.9, eps = 1e-8; no bias correction, as the lecture series writes it).
 - ``adam``: bias-corrected first and second moments, ``theta := theta - lr m_hat / (sqrt(v_hat) +
   eps)`` (beta1 = 0.9, beta2 = 0.999, eps = 1e-8).
 
@@ -15,6 +17,8 @@ import numpy as np
 Array = np.ndarray
 
 MOMENTUM_BETA = 0.9
+RMSPROP_BETA = 0.9  # Hinton's lecture 6e, where RMSprop comes from (torch uses 0.99)
+RMSPROP_EPSILON = 1e-8
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 ADAM_EPSILON = 1e-8
@@ -53,6 +57,30 @@ class Momentum:
         self.velocity[where] = 0.0
 
 
+class RMSprop:
+    """RMSprop: each entry's step divided by a running root mean square of its gradients."""
+
+    def __init__(self, size: int, dtype: np.dtype, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+        self.second = np.zeros(size, dtype=dtype)
+        self.scratch = np.empty(size, dtype=dtype)
+
+    def update(self, theta: Array, grad: Array) -> None:
+        self.second *= RMSPROP_BETA
+        np.square(grad, out=self.scratch)
+        self.scratch *= 1.0 - RMSPROP_BETA
+        self.second += self.scratch
+        np.sqrt(self.second, out=self.scratch)
+        self.scratch += RMSPROP_EPSILON
+        np.divide(grad, self.scratch, out=grad)
+        grad *= self.learning_rate
+        theta -= grad
+
+    def reset(self, where: Array) -> None:
+        """Forget the state of the entries in ``where``."""
+        self.second[where] = 0.0
+
+
 class Adam:
     """Adam with bias correction."""
 
@@ -86,4 +114,5 @@ class Adam:
         self.second[where] = 0.0
 
 
-OPTIMIZERS = {"gd": GradientDescent, "momentum": Momentum, "adam": Adam}
+#: the optimizers by name, in the order the lecture series introduces them
+OPTIMIZERS = {"gd": GradientDescent, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam}

@@ -25,9 +25,15 @@ and ``decay`` (in J as an L2 term, applied by decoupled decay).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from regcore.network import ParameterStack
+    from regcore.training_plan import ModelSettings
 
 Array = np.ndarray
 
@@ -77,6 +83,48 @@ LAM_PENALTIES = ("l2", "l1", "elasticnet", "weight_decay")
 def coefficients(penalty: str, lam: float, l1_ratio: float) -> PenaltyCoefficients:
     """The coefficients of ``penalty`` at strength ``lam``."""
     return PENALTIES[penalty](lam, l1_ratio)
+
+
+@dataclass(frozen=True)
+class PenaltyVectors:
+    """The coefficients of K models side by side, each of shape (K,): ``bias`` is 1 where a model
+    penalizes its biases too, 0 elsewhere."""
+
+    l2: Array
+    l1: Array
+    decay: Array
+    bias: Array
+
+    @classmethod
+    def of(cls, models: Sequence[ModelSettings]) -> PenaltyVectors:
+        coefs = [coefficients(s.penalty, s.lam, s.l1_ratio) for s in models]
+        return cls(
+            l2=np.array([c.l2 for c in coefs]),
+            l1=np.array([c.l1 for c in coefs]),
+            decay=np.array([c.decay for c in coefs]),
+            bias=np.array([s.penalize_bias for s in models], dtype=float),
+        )
+
+    @property
+    def has_l2(self) -> bool:
+        return bool(self.l2.any())
+
+    @property
+    def has_l1(self) -> bool:
+        return bool(self.l1.any())
+
+    @property
+    def has_decay(self) -> bool:
+        return bool(self.decay.any())
+
+    def entries(self, stack: ParameterStack, values: Array) -> Array:
+        """A per-model value spread over every penalized entry of that model (0 on unpenalized
+        biases), as a flat vector shaped like ``stack.flat``."""
+        return stack.per_entry(values, values * self.bias)
+
+    def cost_entries(self, stack: ParameterStack) -> tuple[Array, Array]:
+        """Per-entry coefficients of J's penalty part: ``(l2 + decay, l1)``."""
+        return self.entries(stack, self.l2 + self.decay), self.entries(stack, self.l1)
 
 
 # --- cost and gradient terms, side by side -------------------------------------------------

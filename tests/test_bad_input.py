@@ -25,7 +25,10 @@ ENDLESS = dict(epochs=10**12)
         (dict(l1_ratio=2), r"l1_ratio must be <= 1, got 2"),
         (dict(penalty="l3"), r"penalty must be one of .*'l2'.*, got 'l3'"),
         (dict(activation="sigmoid"), r"activation must be one of 'relu', 'tanh', got 'sigmoid'"),
-        (dict(optimizer="sgd"), r"optimizer must be one of 'adam', 'gd', 'momentum', got 'sgd'"),
+        (
+            dict(optimizer="sgd"),
+            r"optimizer must be one of 'adam', 'gd', 'momentum', 'rmsprop', got 'sgd'",
+        ),
         (dict(init="zeros"), r"init must be one of 'he', 'xavier', got 'zeros'"),
         (dict(learning_rate=0), r"learning_rate must be > 0, got 0"),
         (dict(batch_size=0), r"batch_size must be >= 1, got 0"),

@@ -3,9 +3,18 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_wine, make_moons
+from sklearn.datasets import load_breast_cancer, load_wine, make_moons
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.preprocessing import StandardScaler
 
-from regcore.datasets import DATASET_NAMES, FILE, load_dataset, load_raw, make_spirals
+from regcore.datasets import (
+    DATASET_NAMES,
+    FILE,
+    load_dataset,
+    load_raw,
+    load_resampled,
+    make_spirals,
+)
 
 
 @pytest.mark.parametrize("name", [n for n in DATASET_NAMES if n != FILE])
@@ -164,3 +173,42 @@ def test_bad_dataset_arguments(kwargs, message):
     name = kwargs.pop("name")
     with pytest.raises(ValueError, match=message):
         load_dataset(name, **kwargs)
+
+
+@pytest.mark.parametrize(("test", "repeats"), [(0.2, 2), (0.0, 1)])
+def test_kfold_follows_the_contract(test, repeats):
+    """The test share is held out as train_test_split holds it out; the other rows, in their
+    original order, go to StratifiedKFold(K, shuffle=True, random_state=seed + r); each fold is
+    standardized on its training part alone."""
+    X, y = load_breast_cancer(return_X_y=True)
+    seed, k = 3, 5
+    data = load_resampled("breast_cancer", kfold=k, repeats=repeats, test=test, seed=seed)
+    rows = np.arange(len(y))
+    if test:
+        rest, test_rows = train_test_split(
+            rows, test_size=round(test * len(y)), random_state=seed, stratify=y
+        )
+        np.testing.assert_array_equal(data.test, np.sort(test_rows))
+        rest = np.sort(rest)
+    else:
+        rest = rows
+        assert len(data.test) == 0
+    np.testing.assert_array_equal(data.rest, rest)
+    assert len(data.folds) == k * repeats
+    for repeat in range(repeats):
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed + repeat)
+        for fold, (train, dev) in enumerate(splitter.split(X[rest], y[rest])):
+            mine = data.folds[data.fold_index(repeat, fold)]
+            assert (mine.repeat, mine.fold) == (repeat, fold)
+            np.testing.assert_array_equal(mine.train, rest[train])
+            np.testing.assert_array_equal(mine.dev, rest[dev])
+    part = data.fold_data(1)
+    scaler = StandardScaler().fit(X[data.folds[1].train])
+    np.testing.assert_allclose(part.X_train, scaler.transform(X[data.folds[1].train]), atol=1e-12)
+    np.testing.assert_allclose(part.X_dev, scaler.transform(X[data.folds[1].dev]), atol=1e-12)
+
+
+def test_more_folds_than_a_class_has_samples():
+    message = r"dataset.split.kfold: 300 folds .* class 0 has 170, got 300"
+    with pytest.raises(ValueError, match=message):
+        load_resampled("breast_cancer", kfold=300, test=0.2)

@@ -143,3 +143,54 @@ def test_equal_dtypes_spelled_differently_share_a_pack(data):
     ]
     fit_many(pack, data.X_train, data.y_train)
     assert all(e.weights_[0].dtype == np.float64 for e in pack)
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+def test_models_with_data_of_their_own_end_as_their_own_fits(data, optimizer, batch_size):
+    """Cross-validation's stacking: each model trains on its fold (sizes differ by a few rows),
+    and still ends where its own fit on that fold ends."""
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = np.vstack([data.X_train, data.X_dev]), np.concatenate([data.y_train, data.y_dev])
+    folds = [
+        (X[train], y[train], X[dev], y[dev])
+        for train, dev in StratifiedKFold(7, shuffle=True, random_state=0).split(X, y)
+    ]
+    assert len({len(f[0]) for f in folds}) > 1  # the folds differ in size
+    shared = dict(
+        hidden_layer_sizes=(8, 6),
+        optimizer=optimizer,
+        batch_size=batch_size,
+        learning_rate=0.05,
+        epochs=40,
+        log_every=9,
+    )
+    pack = [RegularizedClassifier(**shared, **member) for member in PACK]
+    given = [folds[k % len(folds)] for k in range(len(pack))]
+    alone = [
+        RegularizedClassifier(**est.get_params()).fit(*part)
+        for est, part in zip(pack, given, strict=True)
+    ]
+    fit_many(pack, data=given)
+    for together, single in zip(pack, alone, strict=True):
+        for a, b in zip(
+            together.weights_ + together.biases_, single.weights_ + single.biases_, strict=True
+        ):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(
+            together.history_.to_numpy(), single.history_.to_numpy(), atol=1e-8
+        )
+
+
+def test_data_of_their_own_is_checked(data):
+    pack = [RegularizedClassifier(epochs=2), RegularizedClassifier(epochs=2)]
+    part = (data.X_train, data.y_train)
+    with pytest.raises(ValueError, match="one entry per estimator"):
+        fit_many(pack, data=[part])
+    with pytest.raises(ValueError, match="give X and y, or data, got both"):
+        fit_many(pack, data.X_train, data.y_train, data=[part, part])
+    with pytest.raises(ValueError, match="same features"):
+        fit_many(pack, data=[part, (data.X_train[:, :1], data.y_train)])
+    with pytest.raises(ValueError, match="dev data to every estimator or to none"):
+        fit_many(pack, data=[part, (*part, data.X_dev, data.y_dev)])

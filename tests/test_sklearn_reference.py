@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.neural_network import MLPClassifier
 
+from bench.baselines import gradient_descent_mlp
 from regcore import RegularizedClassifier
 from regcore.datasets import load_dataset
 from regcore.losses import one_hot_targets
@@ -92,20 +92,13 @@ def test_multinomial_logistic_regression_matches_sklearn():
 
 
 def _mlp(hidden, activation, lam, lr, max_iter, n_samples, **extra):
-    return MLPClassifier(
-        hidden_layer_sizes=hidden,
+    return gradient_descent_mlp(
+        hidden,
         activation=activation,
         alpha=lam,
-        solver="sgd",
-        momentum=0.0,
-        nesterovs_momentum=False,
-        learning_rate_init=lr,
-        batch_size=n_samples,
-        shuffle=False,
-        max_iter=max_iter,
-        tol=0.0,
-        n_iter_no_change=10**9,
-        random_state=0,
+        learning_rate=lr,
+        epochs=max_iter,
+        n_samples=n_samples,
         **extra,
     )
 
@@ -138,8 +131,7 @@ def test_mlp_cost_and_gradients_for_the_same_weights(dataset, hidden, activation
     )
     assert clf.cost(X, y) == pytest.approx(loss, rel=1e-13)
 
-    stack = ParameterStack(units, 1, np.float64)
-    stack.set_model(0, clf.weights_, clf.biases_)
+    stack = ParameterStack.single(clf.weights_, clf.biases_)
     grads = stack.like()
     workspace = Workspace(units, 1, len(y), np.float64, activation, dropout=False)
     y_index = np.searchsorted(clf.classes_, y)
