@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.baselines import gradient_descent_mlp
+
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDAS = np.logspace(-3, 1, 16)
 
@@ -56,7 +58,14 @@ def interleaved(baseline: Callable, candidate: Callable, repeats: int) -> dict[s
         for name, function in pair if repeat % 2 == 0 else pair[::-1]:
             times[name].append(timed(function))
     base, cand = statistics.median(times["baseline"]), statistics.median(times["candidate"])
-    return {"baseline_s": base, "candidate_s": cand, "speedup": base / cand, "repeats": repeats}
+    return {
+        "baseline_s": base,
+        "candidate_s": cand,
+        "speedup": base / cand,
+        "repeats": repeats,
+        "baseline_times": times["baseline"],
+        "candidate_times": times["candidate"],
+    }
 
 
 def moons():
@@ -75,24 +84,8 @@ def all_moons():
 
 
 def sklearn_mlp(hidden: tuple[int, ...], alpha: float, epochs: int, n_samples: int, seed: int = 0):
-    from sklearn.neural_network import MLPClassifier
-
-    return MLPClassifier(
-        hidden_layer_sizes=hidden,
-        activation="relu",
-        solver="sgd",
-        alpha=alpha,
-        learning_rate="constant",
-        learning_rate_init=0.3,
-        momentum=0.0,
-        nesterovs_momentum=False,
-        batch_size=n_samples,
-        shuffle=False,
-        max_iter=epochs,
-        tol=0.0,
-        n_iter_no_change=10**9,
-        early_stopping=False,
-        random_state=seed,
+    return gradient_descent_mlp(
+        hidden, alpha=alpha, learning_rate=0.3, epochs=epochs, n_samples=n_samples, seed=seed
     )
 
 
@@ -168,6 +161,7 @@ def _sweep_command(folder: Path, overrides: list[str], config: str) -> list[str]
         "run",
         str(ROOT / "configs" / config),
         "--no-report",
+        "--no-refit",
         "--tracking-uri",
         f"sqlite:///{folder / 'mlflow.db'}",
         "--storage-path",
@@ -278,6 +272,10 @@ def case_hardware(quick: bool) -> dict[str, Any]:
         "case": "fit_many GFLOP/s vs matmul (1 core)",
         "goal": "report",
         "detail": f"2-64-64-1 relu, 16 models, {epochs} epochs, {len(y)} samples",
+        "flops": flops,
+        "seconds": seconds,
+        "matmul_flops": 2 * size**3,
+        "matmul_seconds": matmul_seconds,
         "fit_many_gflops": achieved,
         "matmul_gflops": peak,
         "fraction": achieved / peak,

@@ -13,6 +13,7 @@ from ray.tune import Callback
 
 from sweeps.config import TrainingPoint
 from sweeps.progress import Progress
+from sweeps.trial_result import POINTS
 from sweeps.writer import ChildRunWriter, PointRecord
 
 
@@ -32,9 +33,9 @@ class ResultsToMLflow(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         by_key = {p.key: p for p in self.packs[trial.config["pack"]]}
-        for item in result.pop("points", []):  # Tune keeps last_result: keep it small
-            self.writer.submit(PointRecord(by_key[item["key"]], result=item))
-            self.progress.point_done(diverged=item["diverged"])
+        for item in result.pop(POINTS, []):  # Tune keeps last_result: keep it small
+            self.writer.submit(PointRecord(by_key[item.key], result=item))
+            self.progress.point_done(diverged=item.diverged)
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         self.retries += 1

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from regcore import metrics
-from sweeps.errors import SweepError, UsageError
+from sweeps.errors import SweepError, UsageError, first_line
 
 DESCRIPTION = """\
 Regularization sweeps: Ray Tune trains regcore models across penalties, lambdas, depths and
@@ -86,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ray Tune's experiment folder (default: $REGSWEEP_STORAGE_PATH, else "
         "execution.storage_path, else Ray's ~/ray_results); on a cluster, a folder all nodes share",
     )
+    run.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the sweep's choice in MLflow's Model Registry as NAME, with aliases "
+        "lambda-min and lambda-1se (overrides the config's register:)",
+    )
+    run.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="skip the refit of lambda.min and lambda.1se on all non-test data (and --register)",
+    )
     run.add_argument("--no-report", action="store_true", help="skip the report at the end")
     run.add_argument("--out", metavar="DIR", help="report folder (default: reports/<sweep>)")
 
@@ -135,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from sweeps.config import expand, load_data, read_config
 
-    config, _, text = read_config(args.config, args.set)
+    config, _, text = read_config(args.config, args.set, args.register)
     data = load_data(config.dataset)
     points = expand(config)
     if args.dry_run:
@@ -165,11 +176,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if client is None:
             client = store.result() if store is not None else tracking.client_for(tracking_uri)
-        sweep = tracking.start_sweep(client, config, text, len(points), resume_from=previous)
+        sweep = tracking.start_sweep(
+            client, config, text, len(points), resume_from=previous, data=data
+        )
         keys = {p.key for p in points}
         done_before = len(sweep.done_keys & keys)
         print(
-            f"sweep {config.name}: {len(points)} points, {data.describe()}\n"
+            f"sweep {config.name}: {describe_points(config, points)}, {data.describe()}\n"
             f"  Ray: {'local, ' if not address else address + ', '}"
             f"{runner.resources_summary(resources)}; MLflow: {client.tracking_uri}, "
             f"experiment {config.experiment!r}, parent run {sweep.run_id}"
@@ -190,8 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             sweep,
             points,
             slots=runner.slots_for(config, resources),
-            n_train=len(data.y_train),
-            n_features=data.n_features,
+            data=data,
             nodes=int(resources.get("nodes", 1)),
             storage_path=args.storage_path or os.environ.get("REGSWEEP_STORAGE_PATH"),
             progress=progress,
@@ -200,40 +212,52 @@ def cmd_run(args: argparse.Namespace) -> int:
         # synchronously: an object still holding a Ray reference, collected after a shutdown
         # done elsewhere, makes Ray's core worker end the process
         runner.shutdown_ray()
-    return _finish_run(args, config, client, sweep, points, outcome)
+    return _finish_run(args, config, client, sweep, points, outcome, data)
 
 
-def _finish_run(args, config, client, sweep, points, outcome) -> int:
+def _finish_run(args, config, client, sweep, points, outcome, data) -> int:
     from sweeps import curves, results, tracking
 
+    stopped = outcome.interrupted or outcome.error
     try:
         parent = client.get_run(sweep.run_id)
         frame = results.child_frame(client, parent)
         missing = len({p.key for p in points} - results.complete_keys(frame))
+        aggregated = curves.aggregate(frame)
+        summaries = [
+            curves.summarize(c, config.select) for c in curves.curves_of(aggregated).values()
+        ]
+        refits = []
+        if summaries and not (missing or stopped or args.no_refit):
+            refits = _refit(config, client, sweep, data, summaries)
         tracking.finish_sweep(
             sweep, missing=missing, interrupted=outcome.interrupted, error=outcome.error
         )
     except Exception as error:  # the store went away for good (the writer said so above)
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise SweepError(
-            f"cannot reach MLflow to close sweep {config.name!r} ({type(error).__name__}: "
-            f"{first}); `sweeps run {args.config} --resume` continues it"
+            f"cannot reach MLflow to close sweep {config.name!r} "
+            f"({first_line(error, with_type=True, limit=200)}); "
+            f"`sweeps run {args.config} --resume` continues it"
         ) from None
     print(
-        f"\n{config.name}: {outcome.trained} points trained in {outcome.seconds:.1f}s"
+        f"\n{config.name}: {outcome.trained} trainings in {outcome.seconds:.1f}s"
         + (f", {outcome.skipped} already done" if outcome.skipped else "")
         + (f", {outcome.failed} failed" if outcome.failed else "")
         + (f", {int(frame['diverged'].sum())} diverged" if frame["diverged"].any() else "")
         + (f", {outcome.trial_retries} trial retries" if outcome.trial_retries else "")
         + (f", {outcome.writer_retries} MLflow retries" if outcome.writer_retries else "")
     )
-    best = results.best_per_group(frame)
+    best = curves.best_per_curve(aggregated, config.select)
     if not best.empty:
-        print("best point per (penalty, depth, width), mean over seeds:")
+        print(f"lowest mean {config.select} per curve (over folds and seeds):")
         print(results.format_table(best))
-    stopped = outcome.interrupted or outcome.error
+    if refits:
+        print("refits on all non-test data (test set scored once):")
+        from sweeps.refit import refit_frame
+
+        print(results.format_table(refit_frame(client, parent).drop(columns=["model"])))
     if not args.no_report and not stopped:
-        if curves.curves_of(curves.aggregate(frame)):
+        if summaries:
             from sweeps import report
 
             started = time.monotonic()
@@ -247,7 +271,7 @@ def _finish_run(args, config, client, sweep, points, outcome) -> int:
         return 130
     if missing:
         print(
-            f"{missing} of {len(points)} points have no finished run; "
+            f"{missing} of {len(points)} trainings have no finished run; "
             f"rerun with `sweeps run {args.config} --resume` to train them",
             file=sys.stderr,
         )
@@ -255,12 +279,40 @@ def _finish_run(args, config, client, sweep, points, outcome) -> int:
     return 0
 
 
+def _refit(config, client, sweep, data, summaries) -> list:
+    """Refit each curve's lambda.min and lambda.1se, log them, and register the sweep's choice
+    if asked (:mod:`sweeps.refit`)."""
+    from sweeps import refit
+
+    started = time.monotonic()
+    refits = refit.plan(config, summaries)
+    refit.fit(config, data, refits)
+    refit.log(client, sweep, config, data, refits)
+    print(f"refit {len(refits)} models on all non-test data ({time.monotonic() - started:.1f}s)")
+    if config.register_as:
+        registered = refit.register(client, config.register_as, refits)
+        print(
+            f"registered {registered[0][0].summary.name} as {config.register_as!r}: "
+            + ", ".join(f"version {v.version} @{refit.RULES[r.rule]}" for r, v in registered)
+        )
+    return refits
+
+
+def describe_points(config, points) -> str:
+    """``"34 points"``, or ``"27 points x 5 folds = 135 trainings"`` under cross-validation."""
+    folds = len(config.dataset.split.folds)
+    if folds == 1:
+        return f"{len(points)} points"
+    return f"{len(points) // folds} points x {folds} folds = {len(points)} trainings"
+
+
 def _print_dry_run(config, points, data) -> int:
     import pandas as pd
 
     frame = pd.DataFrame([p.as_dict() for p in points]).drop(columns=["key"])
-    print(f"sweep {config.name}: {len(points)} points; {data.describe()}")
-    counts = frame.groupby(["penalty", "depth", "width"], sort=False).size().rename("points")
+    frame = frame.dropna(axis="columns", how="all")  # no fold columns on a single split
+    print(f"sweep {config.name}: {describe_points(config, points)}; {data.describe()}")
+    counts = frame.groupby(["penalty", "depth", "width"], sort=False).size().rename("trainings")
     print(counts.reset_index().to_string(index=False))
     print()
     print(frame.to_string(index=False))
@@ -270,13 +322,13 @@ def _print_dry_run(config, points, data) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from sweeps import results, tracking
+    from sweeps import curves, results, tracking
 
     client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
     rows = []
     for parent in tracking.sweep_runs(client, args.experiment):
         frame = results.child_frame(client, parent)
-        best = results.best_per_group(frame)
+        best = curves.best_per_curve(curves.aggregate(frame))
         rows.append(
             {
                 "sweep": parent.data.tags.get(tracking.SWEEP_TAG, parent.info.run_name),
@@ -300,12 +352,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from sweeps import results, tracking
+    from sweeps.settings import SETTING_KEYS
 
     client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
     parent = tracking.find_sweep(client, args.sweep)
     frame = results.child_frame(client, parent)
     shown = (
-        *results.SETTING,
+        *SETTING_KEYS,
         "seed",
         "status",
         metrics.TRAIN_COST,
@@ -328,6 +381,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     uri = args.tracking_uri or tracking.default_tracking_uri() or "sqlite:///mlflow.db"
     if uri.startswith(("http://", "https://")):
         print(f"the tracking server serves its own UI: {uri}")
+        _print_newest_sweep(uri, uri)
         return 0
     command = [
         sys.executable,
@@ -341,11 +395,27 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
-    print(f"MLflow UI on {uri}: http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
+    address = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI on {uri}: {address}  (Ctrl-C stops it)", flush=True)
+    _print_newest_sweep(uri, address)
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:
         return 0
+
+
+def _print_newest_sweep(uri: str, address: str) -> None:
+    """The UI addresses of the newest sweep's runs, if the store has a sweep."""
+    from sweeps import tracking
+
+    if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///") :]):
+        return  # no store yet (the UI makes an empty one)
+    runs = tracking.sweep_runs(tracking.client_for(uri))
+    if runs:
+        run = runs[0]
+        name = run.data.tags.get(tracking.SWEEP_TAG, run.info.run_name)
+        runs_page, run_page = tracking.ui_pages(address, run.info.experiment_id, run.info.run_id)
+        print(f"newest sweep {name}: its runs {runs_page}\n  its parent run {run_page}", flush=True)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

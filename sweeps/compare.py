@@ -28,6 +28,7 @@ from sweeps import tracking
 from sweeps.errors import UsageError
 from sweeps.report import STYLE, png_tag
 from sweeps.results import child_frame
+from sweeps.settings import CURVE_KEYS
 
 SELECTABLE = {"penalty": str, "depth": int, "width": int, "l1_ratio": float}
 
@@ -87,7 +88,10 @@ def _selected_curves(
         raise UsageError(
             f"SWEEP_OR_GROUP: {selection.text!r} selects only 'none' runs (no strength)"
         )
-    return [(f"{name} · {curve_rules.curve_name(*key)}", curve) for key, curve in found.items()]
+    return [
+        (f"{name} · {curve_rules.curve_name(**dict(zip(CURVE_KEYS, key, strict=True)))}", curve)
+        for key, curve in found.items()
+    ]
 
 
 def write_comparison(

@@ -39,10 +39,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
-from regcore.datasets import DATASET_NAMES, Dataset, load_dataset
+from regcore.datasets import DATASET_NAMES, Resampled, load_resampled
 from sweeps.errors import UsageError
+from sweeps.settings import MODEL_FIELDS, PENALTY_NAMES, SELECTION, strength
 
 
 def bundled_configs() -> Path:
@@ -54,8 +64,21 @@ def bundled_configs() -> Path:
     return here / "configs"
 
 
-PENALTY_ORDER = ("none", "l2", "l1", "elasticnet", "weight_decay", "dropout")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def model_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a model in MLflow's Model Registry, or None (MLflow's own rules:
+    not blank, no '/' or ':', no path tricks; at most 256 characters, the SQL stores' column)."""
+    if not name.strip():
+        return "a registered model name must not be blank"
+    if "/" in name or ":" in name:
+        return "a registered model name cannot contain '/' or ':'"
+    if name in (".", "..") or name.startswith(".."):
+        return "a registered model name cannot be '.', '..' or start with '..'"
+    if len(name) > 256:
+        return "a registered model name has at most 256 characters"
+    return None
 
 
 class _Strict(BaseModel):
@@ -70,9 +93,43 @@ KeepProb = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
 
 
 class Split(_Strict):
+    """``{train, dev, test}``: the test share held out, then one train/dev split."""
+
     train: Fraction = 0.6
     dev: Fraction = 0.2
     test: Fraction = 0.2
+
+    @property
+    def folds(self) -> list[tuple[int | None, int | None]]:
+        """``(repeat, fold)`` of each training per point: one, numbered neither."""
+        return [(None, None)]
+
+
+class KFoldSplit(_Strict):
+    """``{kfold: K, repeats: R, test: T}``: the test share held out, then K stratified folds of
+    the rest, R times (see :func:`regcore.datasets.resample`)."""
+
+    kfold: Annotated[int, Field(ge=2)]
+    repeats: PositiveInt = 1
+    test: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.2
+
+    @property
+    def folds(self) -> list[tuple[int | None, int | None]]:
+        """``(repeat, fold)`` of each training per point."""
+        return [(r, f) for r in range(self.repeats) for f in range(self.kfold)]
+
+
+def _split_kind(value: Any) -> str:
+    if isinstance(value, KFoldSplit) or (isinstance(value, dict) and "kfold" in value):
+        return "KFold"
+    return "TrainDevTest"
+
+
+#: ``dataset.split``: a train/dev/test split, or K-fold cross-validation
+SplitConfig = Annotated[
+    Annotated[Split, Tag("TrainDevTest")] | Annotated[KFoldSplit, Tag("KFold")],
+    Discriminator(_split_kind),
+]
 
 
 class DatasetConfig(_Strict):
@@ -81,21 +138,13 @@ class DatasetConfig(_Strict):
     noise: Strength | None = None
     path: str | None = None
     target: str | None = None
-    split: Split = Split()
+    split: SplitConfig = Split()
     seed: NonNegativeInt = 0
 
 
-class ModelConfig(_Strict):
-    activation: Literal["relu", "tanh"] = "relu"
-    width: PositiveInt = 20
-    optimizer: Literal["gd", "momentum", "adam"] = "gd"
-    learning_rate: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 0.1
-    epochs: PositiveInt = 1000
-    batch_size: PositiveInt | None = None
-    init: Literal["he", "xavier"] = "he"
-    log_every: PositiveInt = 100
-    penalize_bias: bool = False
-    dtype: Literal["float64", "float32"] = "float64"
+#: the ``model`` section: every setting the points of a sweep share (fields from
+#: :data:`sweeps.settings.SETTINGS`)
+ModelConfig = create_model("ModelConfig", __base__=_Strict, **MODEL_FIELDS)
 
 
 class LogSpace(_Strict):
@@ -141,13 +190,19 @@ class DropoutGrid(_Strict):
     keep_prob: Annotated[list[KeepProb], Field(min_length=1)]
 
 
-class Penalties(_Strict):
-    none: NoGrid | None = None
-    l2: LamGrid | None = None
-    l1: LamGrid | None = None
-    elasticnet: ElasticNetGrid | None = None
-    weight_decay: LamGrid | None = None
-    dropout: DropoutGrid | None = None
+#: what each penalty sweeps: ``lam`` (the default), ``lam`` and ``l1_ratio``, ``keep_prob``, or
+#: nothing
+GRIDS: dict[str, type[_Strict]] = {
+    "none": NoGrid,
+    "elasticnet": ElasticNetGrid,
+    "dropout": DropoutGrid,
+}
+#: ``search.penalties``: an optional grid per regcore penalty
+Penalties = create_model(
+    "Penalties",
+    __base__=_Strict,
+    **{name: (GRIDS.get(name, LamGrid) | None, None) for name in PENALTY_NAMES},
+)
 
 
 class SearchConfig(_Strict):
@@ -173,18 +228,40 @@ class ExecutionConfig(_Strict):
 
 
 class SweepConfig(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
     name: str
     experiment: str = "regsweep"
     dataset: DatasetConfig
     model: ModelConfig = ModelConfig()
     search: SearchConfig
     execution: ExecutionConfig = ExecutionConfig()
+    #: the metric lambda.min minimizes (as scikit-learn's ``scoring``)
+    select: Literal[tuple(SELECTION)] = "dev_cost"  # type: ignore[valid-type]
+    #: a Model Registry name: register the sweep's choice (the refits of its best curve);
+    #: ``register`` in YAML (pydantic models have a ``register`` method of their own)
+    register_as: str | None = Field(None, alias="register")
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         if not NAME_PATTERN.match(value):
             raise ValueError("must be letters, digits, '.', '_' or '-' (at most 100)")
+        return value
+
+    @field_validator("register_as")
+    @classmethod
+    def _register(cls, value: str | None) -> str | None:
+        problem = model_name_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("experiment")
@@ -220,7 +297,11 @@ class SweepConfig(_Strict):
 
 @dataclass(frozen=True)
 class TrainingPoint:
-    """One training of a sweep: the point in the search space plus its seed."""
+    """One training of a sweep: the point in the search space, its seed and its fold.
+
+    ``fold`` and ``repeat`` number the cross-validation fold it trains on (both None on a
+    single train/dev split).
+    """
 
     penalty: str
     lam: float
@@ -230,11 +311,13 @@ class TrainingPoint:
     width: int
     seed: int
     key: str
+    fold: int | None = None
+    repeat: int | None = None
 
     @property
     def strength(self) -> float:
-        """Regularization strength on the report's x axis: lam, or 1 - keep_prob for dropout."""
-        return 1.0 - self.keep_prob if self.penalty == "dropout" else self.lam
+        """Regularization strength on the report's x axis (:func:`sweeps.settings.strength`)."""
+        return strength(self.penalty, self.lam, self.keep_prob)
 
     @property
     def run_name(self) -> str:
@@ -246,7 +329,10 @@ class TrainingPoint:
             knob = f"lam={self.lam:g},r={self.l1_ratio:g}"
         else:
             knob = f"lam={self.lam:g}"
-        return f"{self.penalty} {knob} depth={self.depth} width={self.width} seed={self.seed}"
+        name = f"{self.penalty} {knob} depth={self.depth} width={self.width} seed={self.seed}"
+        if self.fold is not None:
+            name += f" fold={self.fold}" + (f" repeat={self.repeat}" if self.repeat else "")
+        return name
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -258,7 +344,10 @@ def _digest(value: Any) -> str:
 
 
 def point_key(config: SweepConfig, fields: dict[str, Any]) -> str:
-    """Deterministic key of a point: the same training gets the same key in every run."""
+    """Deterministic key of a training: the same training gets the same key in every run
+    (``fold`` and ``repeat`` count only where they are set, so a single split's keys do not
+    mention them)."""
+    fields = {k: v for k, v in fields.items() if not (k in ("fold", "repeat") and v is None)}
     return _digest(
         {
             "dataset": config.dataset.model_dump(mode="json"),
@@ -269,7 +358,8 @@ def point_key(config: SweepConfig, fields: dict[str, Any]) -> str:
 
 
 def expand(config: SweepConfig) -> list[TrainingPoint]:
-    """All training points of a sweep, in a stable order (depth, width, penalty, strength, seed).
+    """All trainings of a sweep, in a stable order (depth, width, penalty, strength, seed, repeat,
+    fold): one per point, seed and cross-validation fold.
 
     ``none`` and ``dropout`` points have ``lam = 0``; points without dropout have
     ``keep_prob = 1``; ``l1_ratio`` is the share of L1 in the penalty (0 for l2, 1 for l1).
@@ -279,7 +369,7 @@ def expand(config: SweepConfig) -> list[TrainingPoint]:
     widths = search.widths or [config.model.width]
     penalties = search.penalties
     knobs: list[tuple[str, float, float, float]] = []  # penalty, lam, l1_ratio, keep_prob
-    for penalty in PENALTY_ORDER:
+    for penalty in PENALTY_NAMES:
         grid = getattr(penalties, penalty)
         if grid is None:
             continue
@@ -301,16 +391,19 @@ def expand(config: SweepConfig) -> list[TrainingPoint]:
         for width in [0] if depth == 0 else sorted(widths):
             for penalty, lam, ratio, keep_prob in knobs:
                 for seed in search.seeds:
-                    fields = dict(
-                        penalty=penalty,
-                        lam=lam,
-                        l1_ratio=ratio,
-                        keep_prob=keep_prob,
-                        depth=depth,
-                        width=width,
-                        seed=seed,
-                    )
-                    points.append(TrainingPoint(**fields, key=point_key(config, fields)))
+                    for repeat, fold in config.dataset.split.folds:
+                        fields = dict(
+                            penalty=penalty,
+                            lam=lam,
+                            l1_ratio=ratio,
+                            keep_prob=keep_prob,
+                            depth=depth,
+                            width=width,
+                            seed=seed,
+                            fold=fold,
+                            repeat=repeat,
+                        )
+                        points.append(TrainingPoint(**fields, key=point_key(config, fields)))
     return points
 
 
@@ -365,7 +458,7 @@ def _is_union_tag(part: Any) -> bool:
     """Pydantic names union members in error paths (``list[...]``, ``LogSpace``); users don't."""
     return isinstance(part, str) and (
         part.startswith(("list[", "tuple[", "function-", "constrained-", "literal["))
-        or part in ("LogSpace", "int", "float", "str", "bool", "NoGrid")
+        or part in ("LogSpace", "int", "float", "str", "bool", "NoGrid", "TrainDevTest", "KFold")
     )
 
 
@@ -427,8 +520,10 @@ def resolve_config_path(argument: str) -> Path:
     raise UsageError(f"CONFIG: no such file, got '{argument}' (bundled configs: {names})")
 
 
-def read_config(argument: str, overrides: Sequence[str] = ()) -> tuple[SweepConfig, Path, str]:
-    """Read, override and validate a sweep config.
+def read_config(
+    argument: str, overrides: Sequence[str] = (), register: str | None = None
+) -> tuple[SweepConfig, Path, str]:
+    """Read, override and validate a sweep config (``register``: the ``--register`` option).
 
     Returns
     -------
@@ -452,6 +547,11 @@ def read_config(argument: str, overrides: Sequence[str] = ()) -> tuple[SweepConf
         raise UsageError(f"CONFIG: {path} must hold a mapping, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides)
     raw.setdefault("name", path.stem)
+    if register is not None:
+        problem = model_name_problem(register)
+        if problem:
+            raise UsageError(f"--register: {problem}, got {register!r}")
+        raw["register"] = register
     config = validate(raw)
     return config, path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
@@ -463,6 +563,16 @@ def config_from_text(text: str) -> SweepConfig:
 
 def validate(raw: dict[str, Any]) -> SweepConfig:
     """A validated :class:`SweepConfig` from a raw mapping, or a one-line UsageError."""
+    split = (
+        (raw.get("dataset") or {}).get("split") if isinstance(raw.get("dataset"), dict) else None
+    )
+    if isinstance(split, dict) and "kfold" in split:
+        for key in ("train", "dev"):
+            if key in split:
+                raise UsageError(
+                    f"dataset.split.{key}: does not go with kfold (each fold's held-out part "
+                    f"is its dev set, the rest its training set), got {split[key]!r}"
+                )
     try:
         config = SweepConfig.model_validate(raw)
     except ValidationError as error:
@@ -473,11 +583,13 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
 
 def _check_semantics(config: SweepConfig) -> None:
     penalties = config.search.penalties
-    if not any(getattr(penalties, name) is not None for name in PENALTY_ORDER):
+    if not any(getattr(penalties, name) is not None for name in PENALTY_NAMES):
         raise UsageError(
-            f"search.penalties: must name at least one of {', '.join(PENALTY_ORDER)}, got {{}}"
+            f"search.penalties: must name at least one of {', '.join(PENALTY_NAMES)}, got {{}}"
         )
     split = config.dataset.split
+    if isinstance(split, KFoldSplit):
+        return
     if split.dev == 0.0:
         raise UsageError(
             "dataset.split.dev: must be > 0 for a sweep (the dev cost picks lambda), got 0.0"
@@ -489,19 +601,19 @@ def _check_semantics(config: SweepConfig) -> None:
         )
 
 
-def load_data(spec: DatasetConfig) -> Dataset:
-    """The sweep's dataset; a problem with it is a UsageError naming the ``dataset`` field."""
+def load_data(spec: DatasetConfig) -> Resampled:
+    """The sweep's dataset, split as ``dataset.split`` says; a problem with it is a UsageError
+    naming the ``dataset`` field."""
+    split = spec.split.model_dump()
     try:
-        return load_dataset(
+        return load_resampled(
             spec.name,
             n_samples=spec.n_samples,
             noise=spec.noise,
             path=spec.path,
             target=spec.target,
-            train=spec.split.train,
-            dev=spec.split.dev,
-            test=spec.split.test,
             seed=spec.seed,
+            **split,
         )
     except ValueError as error:
         message = str(error)

@@ -1,33 +1,51 @@
-"""Lambda curves: child runs aggregated over seeds, the best strength, lambda.1se and verdicts.
+"""Lambda curves: trainings aggregated over folds and seeds, lambda.min, lambda.1se and verdicts.
 
-A *curve* is the set of points that differ only in regularization strength (and seed): one per
-(penalty, depth, width), and per ``l1_ratio`` for the elastic net. Its x axis is the strength:
-``lam``, or ``1 - keep_prob`` for dropout. ``none`` runs have no strength: they are a reference
-level for the curves of the same depth and width.
+A *curve* is the set of points that differ only in regularization strength (and seed and fold):
+one per (penalty, depth, width), and per ``l1_ratio`` for the elastic net. Its x axis is the
+strength: ``lam``, or ``1 - keep_prob`` for dropout. ``none`` runs have no strength: they are a
+reference level for the curves of the same depth and width.
 
-Rules, stated once:
+Rules, stated once (the selection metric is ``dev_cost`` unless a sweep selects by ``dev_error``,
+as scikit-learn's ``scoring`` chooses):
 
-- **best**: the strength with the lowest mean dev cost over seeds.
-- **lambda.1se** (glmnet's rule): the largest strength whose mean dev cost is within one standard
-  error (of the best point's mean) of the best. With a single seed the standard error is taken as
-  0, so lambda.1se is the best strength.
-- **high variance** (overfitting): a strength below the best whose mean dev cost is more than one
-  SE above the best's and whose generalization gap (dev cost - train loss) is larger than the
-  best's gap.
-- **high bias** (underfitting): a strength above the best whose mean dev cost is more than one SE
-  above the best's and whose train loss is higher than the best's train loss.
+- **mean**: per strength, the mean over every training of that strength (each fold of each
+  repeat, each seed), weighted by its dev part's size, as cv.glmnet's ``cvm``: for the dev cost
+  that is the loss per held-out sample, pooled over the folds.
+- **standard error**: cv.glmnet's ``cvsd``, ``sqrt(weighted mean of (x - mean)^2 / (N - 1))``
+  over the same N trainings (N = folds x repeats x seeds; NaN when N = 1). On a single split the
+  trainings are the seeds, and it is the sample standard deviation over seeds / sqrt(seeds).
+  Repeats reuse the same samples and seeds the same folds, so with either it understates the
+  uncertainty of a fresh sample: read it as cv.glmnet's, not as an independent-sample SE.
+- **lambda.min**: the strength with the lowest mean.
+- **lambda.1se** (glmnet's rule): the largest strength whose mean is within one SE (of
+  lambda.min's mean) of the minimum; lambda.min itself when the SE is NaN.
+- **regimes**, from the lecture: high bias is a model that cannot fit even its training set, high
+  variance a large gap between training and dev. At strength ``s`` the rise of the dev metric
+  over lambda.min's splits exactly into the rise of the training metric (the *bias part*) and
+  the rise of the gap dev - train (the *variance part*). A rise is noise when it is within the
+  *floor*: ``max(sqrt(se_min^2 + se_s^2), 2% of the minimum)``. Above lambda.min, a rise whose
+  bias part exceeds the floor and is at least its variance part is **high bias**; below it, a
+  rise whose variance part exceeds the floor and is at least its bias part is **high
+  variance**; any other rise above the floor is **explained by neither** and named as such.
+  The training metric is ``train_loss`` for ``dev_cost`` and ``train_error`` for
+  ``dev_error``.
+- **disagreement**: dev cost and dev error disagree when the other metric's own minimum is at
+  another strength and its value at the chosen strength is above that minimum by more than its
+  floor.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from regcore import metrics
+from sweeps.settings import CURVE_KEYS, SELECTION
 
-CURVE_KEYS = ["penalty", "depth", "width", "l1_ratio"]
+#: the relative part of the noise floor (of the minimum's mean)
+RELATIVE_FLOOR = 0.02
 
 
 def curve_name(penalty: str, depth: int, width: int, l1_ratio: float) -> str:
@@ -60,26 +78,62 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard error over seeds of every metric, per curve and strength.
+    """Mean and standard error (cv.glmnet's ``cvm`` and ``cvsd``) of every metric, per curve
+    and strength, over all FINISHED trainings of that strength.
 
-    Uses FINISHED runs only. Columns: the curve keys, ``strength``, ``lam``, ``keep_prob``,
-    ``seeds``, and ``<metric>_mean`` / ``<metric>_se`` for each metric (``se`` is the sample
-    standard deviation over seeds divided by sqrt(seeds); NaN for a single seed).
+    Columns: the curve keys, ``strength``, ``lam``, ``keep_prob``, ``seeds`` (distinct seeds),
+    ``folds`` (distinct folds, repeats counted apart; 1 on a single split), ``n`` (trainings),
+    and ``<metric>_mean`` / ``<metric>_se`` for each metric. Trainings are weighted by their
+    ``n_dev`` where the frame has it.
     """
     done = frame[frame["status"] == "FINISHED"].copy()
     columns = metric_columns(done)
     keys = [*CURVE_KEYS, "strength"]
     if done.empty:
-        return pd.DataFrame(columns=[*keys, "lam", "keep_prob", "seeds"])
+        return pd.DataFrame(columns=[*keys, "lam", "keep_prob", "seeds", "folds", "n"])
+    weight = (
+        pd.to_numeric(done["n_dev"], errors="coerce").fillna(1.0).astype(float)
+        if "n_dev" in done
+        else pd.Series(1.0, index=done.index)
+    )
+    done["_fold"] = _fold_labels(done)
     grouped = done.groupby(keys, dropna=False, sort=True)
     out = grouped[["lam", "keep_prob"]].first()
-    out["seeds"] = grouped["seed"].count().astype(int)
-    means = grouped[columns].mean()
-    ses = grouped[columns].std(ddof=1).div(np.sqrt(out["seeds"].to_numpy(dtype=float)), axis=0)
+    out["seeds"] = grouped["seed"].nunique().astype(int)
+    out["folds"] = grouped["_fold"].nunique().astype(int)
+    out["n"] = grouped["seed"].count().astype(int)
+    group_of = grouped.ngroup()
     for column in columns:
-        out[f"{column}_mean"] = means[column]
-        out[f"{column}_se"] = ses[column]
+        mean, se = _weighted_stats(done[column].astype(float), weight, group_of, len(out))
+        out[f"{column}_mean"] = mean
+        out[f"{column}_se"] = se
     return out.reset_index()
+
+
+def _fold_labels(frame: pd.DataFrame) -> pd.Series:
+    """``"repeat/fold"`` per training (one label on a single split)."""
+    if "fold" not in frame:
+        return pd.Series("-", index=frame.index)
+    return frame["repeat"].astype(str) + "/" + frame["fold"].astype(str)
+
+
+def _weighted_stats(
+    values: pd.Series, weight: pd.Series, group: pd.Series, n_groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """cv.glmnet's ``cvm`` and ``cvsd`` per group, leaving out missing values."""
+    present = values.notna().to_numpy()
+    x = values.to_numpy()[present]
+    w = weight.to_numpy()[present]
+    g = group.to_numpy()[present]
+    total = np.bincount(g, weights=w, minlength=n_groups)
+    count = np.bincount(g, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(g, weights=w * x, minlength=n_groups) / total
+        spread = np.bincount(g, weights=w * (x - mean[g]) ** 2, minlength=n_groups) / total
+        se = np.sqrt(spread / (count - 1))
+    se[count < 2] = np.nan
+    mean[count == 0] = np.nan
+    return mean, se
 
 
 @dataclass
@@ -91,8 +145,10 @@ class CurveSummary:
     depth: int
     width: int
     l1_ratio: float
-    best_strength: float
-    strength_1se: float
+    metric: str  # the selection metric
+    best_strength: float  # lambda.min
+    strength_1se: float  # lambda.1se
+    se: float  # the standard error at lambda.min (NaN: a single training per strength)
     train_cost: float
     train_loss: float
     dev_cost: float
@@ -102,41 +158,86 @@ class CurveSummary:
     test_cost: float | None
     test_error: float | None
     seeds: int
+    folds: int
     points: int
     high_variance: list[float]
     high_bias: list[float]
+    unexplained: list[float]
     verdict: str
+    disagreement: str | None = None
+    strengths: list[dict] = field(default_factory=list)
+
+    @property
+    def best_mean(self) -> float:
+        return self.dev_cost if self.metric == metrics.DEV_COST else self.dev_error
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def summarize(curve: pd.DataFrame) -> CurveSummary:
-    """Best strength, lambda.1se, the flagged sides and a verdict for one curve.
+def _floor(mean_min: float, se_a: float, se_b: float) -> float:
+    se = np.sqrt(np.nan_to_num(se_a) ** 2 + np.nan_to_num(se_b) ** 2)
+    return max(float(se), RELATIVE_FLOOR * abs(mean_min))
+
+
+def regimes(curve: pd.DataFrame, best: int, metric: str) -> dict[str, list[float]]:
+    """The strengths named high variance, high bias or explained by neither (module rules)."""
+    train = curve[f"{SELECTION[metric]}_mean"].to_numpy()
+    dev = curve[f"{metric}_mean"].to_numpy()
+    se = curve[f"{metric}_se"].to_numpy()
+    strengths = curve["strength"].to_numpy()
+    named: dict[str, list[float]] = {"high_variance": [], "high_bias": [], "unexplained": []}
+    for i, s in enumerate(strengths):
+        if i == best or not np.isfinite(dev[i]):
+            continue
+        floor = _floor(dev[best], se[best], se[i])
+        rise = dev[i] - dev[best]
+        if rise <= floor:
+            continue
+        bias_part = train[i] - train[best]
+        variance_part = rise - bias_part
+        if i > best and bias_part > floor and bias_part >= variance_part:
+            named["high_bias"].append(float(s))
+        elif i < best and variance_part > floor and variance_part >= bias_part:
+            named["high_variance"].append(float(s))
+        else:
+            named["unexplained"].append(float(s))
+    return named
+
+
+def disagreement(curve: pd.DataFrame, best: int, metric: str) -> str | None:
+    """How dev cost and dev error disagree on this curve, or None (module rules)."""
+    other = metrics.DEV_ERROR if metric == metrics.DEV_COST else metrics.DEV_COST
+    if f"{other}_mean" not in curve:
+        return None
+    values = curve[f"{other}_mean"].to_numpy()
+    se = curve[f"{other}_se"].to_numpy()
+    own = int(np.nanargmin(values))
+    strengths = curve["strength"].to_numpy()
+    if own == best or values[best] - values[own] <= _floor(values[own], se[own], se[best]):
+        return None
+    return (
+        f"dev cost and dev error disagree: {metric} is lowest at {strengths[best]:.3g}, "
+        f"{other} at {strengths[own]:.3g} ({values[own]:.4g} there, {values[best]:.4g} at "
+        f"{strengths[best]:.3g})"
+    )
+
+
+def summarize(curve: pd.DataFrame, metric: str = metrics.DEV_COST) -> CurveSummary:
+    """lambda.min, lambda.1se, the named regimes and a verdict for one curve.
 
     ``curve`` holds one curve's rows of :func:`aggregate`, sorted by strength.
     """
     curve = curve.sort_values("strength").reset_index(drop=True)
-    dev = curve[f"{metrics.DEV_COST}_mean"].to_numpy()
-    best = int(np.nanargmin(dev))
-    se = curve[f"{metrics.DEV_COST}_se"].iloc[best]
-    se = 0.0 if not np.isfinite(se) else float(se)
-    threshold = dev[best] + se
+    values = curve[f"{metric}_mean"].to_numpy()
+    best = int(np.nanargmin(values))
+    se = float(curve[f"{metric}_se"].iloc[best])
+    threshold = values[best] + (se if np.isfinite(se) else 0.0)
     strengths = curve["strength"].to_numpy()
-    within = np.flatnonzero(dev <= threshold)
-    strength_1se = float(strengths[within.max()])
+    strength_1se = float(strengths[np.flatnonzero(values <= threshold).max()])
+    named = regimes(curve, best, metric)
     train_loss = curve[f"{metrics.TRAIN_LOSS}_mean"].to_numpy()
-    gap = dev - train_loss
-    worse = dev > threshold
-    high_variance = [
-        float(s) for i, s in enumerate(strengths) if i < best and worse[i] and gap[i] > gap[best]
-    ]
-    high_bias = [
-        float(s)
-        for i, s in enumerate(strengths)
-        if i > best and worse[i] and train_loss[i] > train_loss[best]
-    ]
-    first = curve.iloc[0]
+    dev_cost = curve[f"{metrics.DEV_COST}_mean"].to_numpy()
     if len(curve) == 1:
         verdict = "a single strength: no curve to judge"
     elif best == 0:
@@ -146,10 +247,11 @@ def summarize(curve: pd.DataFrame) -> CurveSummary:
         )
     elif best == len(curve) - 1:
         verdict = "best at the largest strength: still overfitting (extend the grid upward)"
-    elif high_variance and high_bias:
+    elif named["high_variance"] and named["high_bias"]:
         verdict = "U-shaped: high variance below the best strength, high bias above it"
     else:
         verdict = "best strength inside the grid"
+    first = curve.iloc[0]
 
     def at_best(name: str) -> float | None:
         column = f"{name}_mean"
@@ -163,22 +265,63 @@ def summarize(curve: pd.DataFrame) -> CurveSummary:
         depth=int(first["depth"]),
         width=int(first["width"]),
         l1_ratio=float(first["l1_ratio"]),
+        metric=metric,
         best_strength=float(strengths[best]),
         strength_1se=strength_1se,
+        se=se,
         train_cost=at_best(metrics.TRAIN_COST),
         train_loss=at_best(metrics.TRAIN_LOSS),
         dev_cost=at_best(metrics.DEV_COST),
         train_error=at_best(metrics.TRAIN_ERROR),
         dev_error=at_best(metrics.DEV_ERROR),
-        gap=float(gap[best]),
+        gap=float(dev_cost[best] - train_loss[best]),
         test_cost=at_best(metrics.TEST_COST),
         test_error=at_best(metrics.TEST_ERROR),
         seeds=int(curve["seeds"].iloc[best]),
+        folds=int(curve["folds"].iloc[best]),
         points=len(curve),
-        high_variance=high_variance,
-        high_bias=high_bias,
         verdict=verdict,
+        disagreement=disagreement(curve, best, metric),
+        strengths=[
+            {
+                "strength": float(row["strength"]),
+                "mean": float(row[f"{metric}_mean"]),
+                "se": float(row[f"{metric}_se"]),
+                "folds": int(row["folds"]),
+                "n": int(row["n"]),
+            }
+            for _, row in curve.iterrows()
+        ],
+        **named,
     )
+
+
+def best_per_curve(aggregated: pd.DataFrame, metric: str = metrics.DEV_COST) -> pd.DataFrame:
+    """Per curve (``none`` runs included, one "curve" per depth and width): the strength with
+    the lowest mean ``metric``, with the means of the costs and errors there."""
+    if aggregated.empty or f"{metric}_mean" not in aggregated:
+        return pd.DataFrame()
+    names = (metrics.TRAIN_COST, metrics.DEV_COST, metrics.TRAIN_ERROR, metrics.DEV_ERROR)
+    shown = [f"{name}_mean" for name in names if f"{name}_mean" in aggregated]
+    best = aggregated.loc[aggregated.groupby(CURVE_KEYS, dropna=False)[f"{metric}_mean"].idxmin()]
+    best = best[[*CURVE_KEYS, "strength", *shown, "folds", "seeds"]]
+    best = best.rename(columns={column: column[: -len("_mean")] for column in shown})
+    return best.sort_values(CURVE_KEYS).reset_index(drop=True)
+
+
+def curve_rows(frame: pd.DataFrame, summary: CurveSummary) -> pd.DataFrame:
+    """The rows of a child-run frame (or of :func:`aggregate`) that belong to one curve."""
+    return frame[
+        (frame["penalty"] == summary.penalty)
+        & (frame["depth"] == summary.depth)
+        & (frame["width"] == summary.width)
+        & (frame["l1_ratio"] == summary.l1_ratio)
+    ]
+
+
+def at_strength(frame: pd.DataFrame, value: float) -> pd.DataFrame:
+    """The rows whose strength is ``value`` (to rounding: strengths come back from text)."""
+    return frame[np.isclose(frame["strength"], value, rtol=1e-12, atol=0)]
 
 
 def curves_of(aggregated: pd.DataFrame) -> dict[tuple, pd.DataFrame]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from regcore._validation import first_line
+
+__all__ = ["SweepError", "UsageError", "first_line"]
+
 
 class UsageError(ValueError):
     """Bad input (config, data, command-line arguments): exit code 2.

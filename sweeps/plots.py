@@ -15,6 +15,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from regcore import RegularizedClassifier, metrics
 from sweeps.curves import CurveSummary, reference_levels
+from sweeps.settings import strength_axis, strength_name
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 TRAIN, DEV, TEST = "#0072B2", "#D55E00", "#009E73"
@@ -43,10 +44,6 @@ def metric_label(metric: str) -> str:
     if metric.endswith("_error"):
         return f"{metric.replace('_', ' ')} (misclassification rate)"
     return metric.replace("_", " ")
-
-
-def strength_label(penalty: str) -> str:
-    return "drop probability 1 - keep_prob" if penalty == "dropout" else "lambda (lam), log scale"
 
 
 def _log_axis(axis) -> None:
@@ -167,13 +164,13 @@ def tradeoff_figure(
             _mark_best(ax, summary)
             _shade(ax, curve, summary, log)
             ax.set_ylabel(ylabel)
-        knob = "1-keep_prob" if penalty == "dropout" else "lambda"
         top.set_title(
-            f"{dataset} · {summary.name}\nbest {knob} = {summary.best_strength:.3g}, "
+            f"{dataset} · {summary.name}\nbest {strength_name(penalty)} = "
+            f"{summary.best_strength:.3g}, "
             f"1-SE rule = {summary.strength_1se:.3g}\n{summary.verdict.split(':')[0]}",
             loc="left",
         )
-        bottom.set_xlabel(strength_label(penalty))
+        bottom.set_xlabel(strength_axis(penalty))
     fig.suptitle(
         f"Bias-variance trade-off, {penalty} (mean over seeds, band = 1 SE)",
         x=0.01,
@@ -226,7 +223,7 @@ def mechanisms_figure(
             _x_scale(ax, penalty, x)
             ax.axvline(summary.best_strength, color="black", lw=1.1)
             ax.legend(loc="best", framealpha=0.85)
-        axes[-1, column].set_xlabel(strength_label(penalty))
+        axes[-1, column].set_xlabel(strength_axis(penalty))
     fig.suptitle(
         f"Why it works, {penalty}: the lecture's mechanisms, measured",
         x=0.01,
@@ -237,31 +234,17 @@ def mechanisms_figure(
     plt.close(fig)
 
 
-def classifier_from_weights(weights: dict[str, np.ndarray]) -> RegularizedClassifier:
-    """A fitted RegularizedClassifier from a child run's ``weights.npz``."""
-    n_layers = sum(1 for k in weights if k.startswith("W"))
-    ws = [weights[f"W{i}"] for i in range(1, n_layers + 1)]
-    bs = [weights[f"b{i}"] for i in range(1, n_layers + 1)]
-    clf = RegularizedClassifier(
-        hidden_layer_sizes=tuple(w.shape[0] for w in ws[:-1]), activation=str(weights["activation"])
-    )
-    clf.weights_, clf.biases_ = ws, bs
-    clf.classes_ = np.asarray(weights["classes"])
-    clf.n_features_in_ = ws[0].shape[1]
-    return clf
-
-
 def boundaries_figure(
     path: Path,
     dataset: str,
     penalty: str,
-    rows: list[tuple[CurveSummary, list[tuple[str, float, dict[str, np.ndarray]]]]],
+    rows: list[tuple[CurveSummary, list[tuple[str, float, RegularizedClassifier]]]],
     X: np.ndarray,
     y: np.ndarray,
 ) -> None:
     """Figure 3: decision boundaries at a small, the best and a large strength (2-D data).
 
-    ``rows``: per curve, three ``(caption, strength, weights)``.
+    ``rows``: per curve, three ``(caption, strength, fitted model)``.
     """
     fig, axes = plt.subplots(
         len(rows), 3, figsize=(11, 3.5 * len(rows)), squeeze=False, layout="constrained"
@@ -273,9 +256,8 @@ def boundaries_figure(
     grid = np.column_stack([grid_x.ravel(), grid_y.ravel()])
     classes = np.unique(y)
     for row, (summary, pictures) in enumerate(rows):
-        for column, (caption, strength, weights) in enumerate(pictures):
+        for column, (caption, strength, clf) in enumerate(pictures):
             ax = axes[row, column]
-            clf = classifier_from_weights(weights)
             proba = clf.predict_proba(grid)
             if proba.shape[1] == 2:
                 surface = proba[:, 1].reshape(grid_x.shape)
@@ -312,8 +294,9 @@ def boundaries_figure(
                     linewidth=0.4,
                     label=f"class {label}",
                 )
-            knob = "1-keep_prob" if penalty == "dropout" else "lambda"
-            ax.set_title(f"{caption}\n{summary.name}, {knob} = {strength:.3g}", loc="left")
+            ax.set_title(
+                f"{caption}\n{summary.name}, {strength_name(penalty)} = {strength:.3g}", loc="left"
+            )
             ax.set_xlabel("x1 (standardized)")
             ax.set_ylabel("x2 (standardized)")
             ax.set_xlim(xs[0], xs[-1])
@@ -372,7 +355,7 @@ def comparison_figure(path: Path, long: pd.DataFrame, metric: str) -> None:
         if panel == "lam" and (grid > 0).all():
             ax.set_xscale("log")
             _log_axis(ax.xaxis)
-        ax.set_xlabel(strength_label("dropout" if panel == "dropout" else "l2"))
+        ax.set_xlabel(strength_axis("dropout" if panel == "dropout" else "l2"))
         ax.set_ylabel(metric_label(metric))
         ax.set_title(
             f"{metric} against {'drop probability' if panel == 'dropout' else 'lambda'}", loc="left"

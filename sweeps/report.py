@@ -21,12 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from regcore import metrics
+from regcore import RegularizedClassifier, metrics
+from regcore.model_io import from_npz
 from sweeps import curves as curve_rules
 from sweeps import tracking
 from sweeps.config import SweepConfig, config_from_text, load_data
 from sweeps.errors import UsageError
+from sweeps.refit import refit_frame
 from sweeps.results import child_frame
+from sweeps.settings import strength_name
 
 
 def sweep_config(client: Any, parent: Any) -> SweepConfig:
@@ -36,10 +39,8 @@ def sweep_config(client: Any, parent: Any) -> SweepConfig:
         return config_from_text(Path(path).read_text())
 
 
-def _weights(client: Any, run_id: str, folder: str) -> dict[str, np.ndarray]:
-    path = client.download_artifacts(run_id, "weights.npz", folder)
-    with np.load(path) as archive:
-        return {name: archive[name] for name in archive.files}
+def _model(client: Any, run_id: str, folder: str) -> RegularizedClassifier:
+    return from_npz(client.download_artifacts(run_id, "weights.npz", folder))
 
 
 def _pictures(
@@ -49,8 +50,9 @@ def _pictures(
     summary: curve_rules.CurveSummary,
     folder: str,
     majority_error: float,
-) -> list[tuple[str, float, dict[str, np.ndarray]]]:
-    """Weights at the smallest, the best and a large strength (lowest seed of each).
+) -> list[tuple[str, float, RegularizedClassifier]]:
+    """Models at the smallest, the best and a large strength (lowest seed of each; fold 0 of the
+    first repeat under cross-validation).
 
     The large one is the largest strength whose model still beats the majority class on the
     training set by 5 points: past it, deep networks predict a constant and the picture is
@@ -71,16 +73,12 @@ def _pictures(
         "large strength": "high bias" if summary.high_bias else "large strength",
     }
     out = []
-    runs = frame[
-        (frame["penalty"] == summary.penalty)
-        & (frame["depth"] == summary.depth)
-        & (frame["width"] == summary.width)
-        & (frame["l1_ratio"] == summary.l1_ratio)
-        & (frame["status"] == "FINISHED")
-    ]
+    runs = curve_rules.curve_rows(frame, summary)
+    runs = runs[(runs["status"] == "FINISHED") & (runs["fold"].fillna(0) == 0)]
+    runs = runs[runs["repeat"].fillna(0) == 0]
     for caption, strength in chosen:
-        match = runs[np.isclose(runs["strength"], strength, rtol=1e-12, atol=0)].sort_values("seed")
-        out.append((captions[caption], strength, _weights(client, match["run_id"].iloc[0], folder)))
+        match = curve_rules.at_strength(runs, strength).sort_values("seed")
+        out.append((captions[caption], strength, _model(client, match["run_id"].iloc[0], folder)))
     return out
 
 
@@ -92,12 +90,14 @@ def png_tag(path: Path, alt: str) -> str:
 def _summary_table(summaries: list[curve_rules.CurveSummary], references: dict) -> pd.DataFrame:
     rows = []
     for s in summaries:
-        knob = "1-keep_prob" if s.penalty == "dropout" else "lambda"
+        knob = strength_name(s.penalty)
         row = {
             "curve": s.name,
-            f"best ({knob})": s.best_strength,
-            "1-SE rule": s.strength_1se,
-            "train cost": s.train_cost,
+            f"lambda.min ({knob})": s.best_strength,
+            f"lambda.1se ({knob})": s.strength_1se,
+            f"{s.metric} (mean)": s.best_mean,
+            "SE": s.se,
+            "train loss": s.train_loss,
             "dev cost": s.dev_cost,
             "train error": s.train_error,
             "dev error": s.dev_error,
@@ -106,10 +106,35 @@ def _summary_table(summaries: list[curve_rules.CurveSummary], references: dict) 
         if s.test_cost is not None:
             row["test error"] = s.test_error
         row["no penalty: dev cost"] = references.get((s.depth, s.width), np.nan)
-        row["seeds"] = s.seeds
-        row["verdict"] = s.verdict
+        row["trainings per strength"] = s.folds * s.seeds
+        verdict = s.verdict
+        if s.unexplained:
+            shown = ", ".join(f"{v:.3g}" for v in s.unexplained)
+            verdict += f"; rise explained by neither bias nor variance at {shown}"
+        if s.disagreement:
+            verdict += f"; {s.disagreement}"
+        row["verdict"] = verdict
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def selection_text(metric: str, folds: int, repeats: int, seeds: int) -> str:
+    """How lambda.min, lambda.1se and the SE were computed, in words (the report says it)."""
+    n = folds * repeats * seeds
+    if folds > 1:
+        over = f"{folds}-fold cross-validation"
+        over += f" repeated {repeats} times" if repeats > 1 else ""
+        over += f" and {seeds} seeds" if seeds > 1 else ""
+    else:
+        over = f"one train/dev split and {seeds} seed{'s' if seeds > 1 else ''}"
+    return (
+        f"lambda.min is the strength with the lowest mean {metric} over {over} ({n} "
+        f"training{'s' if n > 1 else ''} per strength, each weighted by its dev part's size); "
+        f"the SE is cv.glmnet's cvsd, sqrt(weighted mean of (x - mean)^2 / (N - 1)) over those "
+        f"N = {n}"
+        + (" (none with one training: lambda.1se = lambda.min)" if n == 1 else "")
+        + "; lambda.1se is the largest strength whose mean is within one SE of lambda.min's."
+    )
 
 
 HOW_TO_READ = """
@@ -117,28 +142,33 @@ HOW_TO_READ = """
 <ul>
 <li><b>Figure 1, the trade-off.</b> Each column is one curve: models that differ only in the
 regularization strength (lambda; for dropout, the drop probability 1 - keep_prob). Blue is the
-training set, vermillion the dev set; dots are means over seeds, bands one standard error; dotted
-lines are the same model trained without a penalty. Reading left to right: at small lambda the
-training loss is low but the dev cost is high (<b>high variance</b>, shaded orange: the gap
-between the curves is wide); at large lambda both are high (<b>high bias</b>, shaded blue: the model
-no longer fits even the training data); in between is the best lambda (solid line, lowest mean
-dev cost). The
-dashed line is the one-standard-error rule: the largest lambda whose dev cost is within one SE of
-the best, the simplest model the data cannot tell apart from the best.</li>
+training set, vermillion the dev set; dots are means over folds and seeds, bands one standard
+error; dotted lines are the same model trained without a penalty. Reading left to right: at small
+lambda the training loss is low but the dev cost is high (<b>high variance</b>, shaded orange:
+the gap between the curves is wide); at large lambda both are high (<b>high bias</b>, shaded blue:
+the model no longer fits even the training data); in between is lambda.min (solid line, the
+lowest mean of the selection metric). The dashed line is lambda.1se, the one-standard-error rule:
+the largest lambda whose mean is within one SE of the minimum, the simplest model the data cannot
+tell apart from the best.</li>
 <li><b>Figure 2, the mechanisms.</b> The lecture's explanations, measured: the Frobenius norm of
 every weight matrix shrinks as lambda grows; with tanh units the share of pre-activations in
 tanh's nearly linear range (|z| &lt; 0.5) rises toward 1, so the network computes an almost linear
 function; with L1 the share of weights that are exactly zero rises.</li>
 <li><b>Figure 3, the three pictures</b> (2-D data only): the decision boundary of the trained
-networks at the smallest lambda, the best lambda and the largest lambda, over the training
+networks at the smallest lambda, the best lambda and a large lambda, over the training
 points: an overfit, wiggly boundary; a smooth one; a nearly straight one.</li>
-<li><b>The table</b> gives each curve's best lambda, the one-SE lambda, the costs and errors there,
-and a verdict: U-shaped (both sides flagged), or which way to extend the grid.</li>
+<li><b>The table</b> gives each curve's lambda.min and lambda.1se, the costs and errors at
+lambda.min, and a verdict: U-shaped (both regimes named), or which way to extend the grid.</li>
 </ul>
-<p>Rules: a strength is flagged <i>high variance</i> when it lies below the best, its dev cost
-exceeds the best's by more than one SE, and its train/dev gap is wider than at the best; it is
-flagged <i>high bias</i> when it lies above the best, its dev cost exceeds the best's by more than
-one SE, and its training loss is higher than at the best.</p>
+<p>Regimes, as the lecture defines them: <i>high bias</i> is a model that cannot fit even its
+training set, <i>high variance</i> a large gap between training and dev. At each strength the rise
+of the dev metric over lambda.min's splits exactly into the rise of the training metric (the bias
+part) and the rise of the dev - train gap (the variance part). A rise within the noise floor,
+max(sqrt(SE<sub>min</sub>&sup2; + SE&sup2;), 2% of the minimum), names nothing. Above lambda.min a
+rise is <i>high bias</i> when its bias part exceeds the floor and is at least its variance part;
+below lambda.min it is <i>high variance</i> when its variance part exceeds the floor and is at least
+its bias part; any other rise is named <i>explained by neither</i>. Where dev cost and dev error
+pick different strengths (beyond their floors), the verdict says so.</p>
 """
 
 STYLE = """
@@ -163,11 +193,12 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
         raise UsageError(f"SWEEP: {name!r} has no finished runs with a strength to report on")
     config = sweep_config(client, parent)
     data = load_data(config.dataset)
+    first = data.fold_data(0)  # the pictures show fold 0's models on its training part
     out.mkdir(parents=True, exist_ok=True)
 
     from sweeps import plots
 
-    summaries = {key: curve_rules.summarize(curve) for key, curve in curves.items()}
+    summaries = {key: curve_rules.summarize(c, config.select) for key, c in curves.items()}
     references = {}  # the no-penalty dev cost per (depth, width), for the table
     for depth, width in {(s.depth, s.width) for s in summaries.values()}:
         level = curve_rules.reference_levels(aggregated, depth, width)
@@ -179,7 +210,7 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
         by_penalty.setdefault(key[0], []).append((curve, summaries[key]))
     dataset = config.dataset.name
     # the training error of always predicting the most frequent class
-    majority = 1.0 - np.unique(data.y_train, return_counts=True)[1].max() / len(data.y_train)
+    majority = 1.0 - np.unique(first.y_train, return_counts=True)[1].max() / len(first.y_train)
     with tempfile.TemporaryDirectory() as folder:
         for penalty, items in by_penalty.items():
             path = out / f"tradeoff_{penalty}.png"
@@ -191,12 +222,16 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
             if data.n_features == 2:
                 rows = [(s, _pictures(client, frame, c, s, folder, majority)) for c, s in items]
                 path = out / f"boundaries_{penalty}.png"
-                plots.boundaries_figure(path, dataset, penalty, rows, data.X_train, data.y_train)
+                plots.boundaries_figure(path, dataset, penalty, rows, first.X_train, first.y_train)
                 figures.append((f"Figure 3 ({penalty}): small, best and large strength", path))
 
     ordered = [summaries[key] for key in curves]
     table = _summary_table(ordered, references)
+    refits = refit_frame(client, parent)
     aggregated.to_csv(out / "curves.csv", index=False)
+    split = config.dataset.split
+    seeds = len(config.search.seeds)
+    folds, repeats = getattr(split, "kfold", 1), getattr(split, "repeats", 1)
     summary = {
         "sweep": name,
         "parent_run_id": parent.info.run_id,
@@ -204,11 +239,19 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "runs": len(frame),
         "finished": int((frame["status"] == "FINISHED").sum()),
+        "selection": {
+            "metric": config.select,
+            "folds": folds,
+            "repeats": repeats,
+            "seeds": seeds,
+            "rule": selection_text(config.select, folds, repeats, seeds),
+        },
         "curves": [s.as_dict() for s in ordered],
+        "refits": refits.to_dict(orient="records"),
         "no_penalty_dev_cost": {f"depth={d} width={w}": v for (d, w), v in references.items()},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    (out / "report.html").write_text(_html(name, summary, table, figures))
+    (out / "report.html").write_text(_html(name, summary, table, refits, figures))
     _tag_best_runs(client, frame, ordered)
     client.log_artifacts(parent.info.run_id, str(out), "report")
     return out
@@ -220,7 +263,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _html(name: str, summary: dict, table: pd.DataFrame, figures: list[tuple[str, Path]]) -> str:
+def _html(
+    name: str,
+    summary: dict,
+    table: pd.DataFrame,
+    refits: pd.DataFrame,
+    figures: list[tuple[str, Path]],
+) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>regsweep report: {html.escape(name)}</title><style>{STYLE}</style></head><body>",
@@ -228,9 +277,15 @@ def _html(name: str, summary: dict, table: pd.DataFrame, figures: list[tuple[str
         f"<p class='meta'>{html.escape(summary['dataset'])} · {summary['finished']} finished "
         f"runs of {summary['runs']} · parent run {summary['parent_run_id']} · "
         f"{summary['generated']}</p>",
-        "<h2>Best strength per curve</h2>",
+        "<h2>lambda.min and lambda.1se per curve</h2>",
+        f"<p>{html.escape(summary['selection']['rule'])}</p>",
         table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0),
     ]
+    if not refits.empty:
+        parts += [
+            "<h2>Refits on all non-test data, scored once on the test set</h2>",
+            refits.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0),
+        ]
     for caption, path in figures:
         parts.append(f"<h3>{html.escape(caption)}</h3>{png_tag(path, caption)}")
     parts.append(HOW_TO_READ)
@@ -243,13 +298,7 @@ def _tag_best_runs(
 ) -> None:
     best_ids: set[str] = set()
     for s in summaries:
-        chosen = frame[
-            (frame["penalty"] == s.penalty)
-            & (frame["depth"] == s.depth)
-            & (frame["width"] == s.width)
-            & (frame["l1_ratio"] == s.l1_ratio)
-            & np.isclose(frame["strength"], s.best_strength, rtol=1e-12, atol=0)
-        ]
+        chosen = curve_rules.at_strength(curve_rules.curve_rows(frame, s), s.best_strength)
         best_ids.update(chosen["run_id"])
     for run_id, was_best in zip(frame["run_id"], frame["best"], strict=True):
         if run_id in best_ids and was_best != "true":

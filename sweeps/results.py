@@ -4,27 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from regcore import metrics
 from sweeps import tracking
+from sweeps.settings import SETTING_KEYS, read_params, strength
 
-#: the numeric params of a child run
-NUMERIC_PARAMS = (
-    "lam",
-    "l1_ratio",
-    "keep_prob",
-    "depth",
-    "width",
-    "seed",
-    "learning_rate",
-    "epochs",
-)
-#: one curve of the report: points that differ only in strength and seed
-GROUP = ["penalty", "depth", "width"]
-#: one point of a curve: the seeds of one setting
-SETTING = [*GROUP, "lam", "l1_ratio", "keep_prob"]
 #: child-run tags as columns
 TAGS = {
     "key": tracking.KEY_TAG,
@@ -45,19 +29,15 @@ def child_frame(client: Any, parent: Any) -> pd.DataFrame:
     """
     import mlflow
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(client.tracking_uri)
-    try:
+    with tracking.tracking_uri(client.tracking_uri):
         raw = mlflow.search_runs(
             experiment_ids=[parent.info.experiment_id],
-            filter_string=f"tags.`{tracking.PARENT_TAG}` = '{parent.info.run_id}'",
+            filter_string=tracking.children_filter(parent.info.run_id),
             output_format="pandas",
             max_results=100_000,
         )
-    finally:
-        mlflow.set_tracking_uri(previous)
     if raw.empty:
-        columns = [*SETTING, "seed", "status", "run_id", "strength", *TAGS]
+        columns = [*SETTING_KEYS, "seed", "repeat", "fold", "status", "run_id", "strength", *TAGS]
         empty = pd.DataFrame(columns=columns)
         empty["diverged"] = empty["diverged"].astype(bool)
         return empty
@@ -67,20 +47,13 @@ def child_frame(client: Any, parent: Any) -> pd.DataFrame:
             frame[column[len("params.") :]] = raw[column]
         elif column.startswith("metrics."):
             frame[column[len("metrics.") :]] = raw[column].astype(float)
-    for name in NUMERIC_PARAMS:
-        if name in frame:
-            frame[name] = pd.to_numeric(frame[name], errors="coerce")
-    for name in ("depth", "width", "seed", "epochs"):
-        if name in frame:
-            frame[name] = frame[name].astype("Int64")
+    read_params(frame)
     for name, tag in TAGS.items():
         column = f"tags.{tag}"
         frame[name] = raw.get(column)
     frame["diverged"] = frame["diverged"].eq("true")
-    frame["strength"] = np.where(
-        frame["penalty"] == "dropout", 1.0 - frame["keep_prob"], frame["lam"]
-    )
-    return frame.sort_values([*SETTING, "seed"]).reset_index(drop=True)
+    frame["strength"] = strength(frame["penalty"], frame["lam"], frame["keep_prob"])
+    return frame.sort_values([*SETTING_KEYS, "seed", "repeat", "fold"]).reset_index(drop=True)
 
 
 def complete_keys(frame: pd.DataFrame) -> set[str]:
@@ -90,23 +63,6 @@ def complete_keys(frame: pd.DataFrame) -> set[str]:
         for status, diverged in zip(frame["status"], frame["diverged"], strict=True)
     ]
     return set(frame.loc[done, "key"].dropna()) if len(frame) else set()
-
-
-def best_per_group(frame: pd.DataFrame, metric: str = metrics.DEV_COST) -> pd.DataFrame:
-    """Per (penalty, depth, width): the setting with the lowest mean ``metric`` over seeds."""
-    done = frame[frame["status"] == "FINISHED"]
-    if done.empty or metric not in done:
-        return pd.DataFrame()
-    columns = [
-        c
-        for c in (metrics.TRAIN_COST, metrics.DEV_COST, metrics.TRAIN_ERROR, metrics.DEV_ERROR)
-        if c in done
-    ]
-    means = done.groupby(SETTING, dropna=False)[columns].mean()
-    means["seeds"] = done.groupby(SETTING, dropna=False)["seed"].count()
-    means = means.reset_index()
-    best = means.loc[means.groupby(GROUP, dropna=False)[metric].idxmin()]
-    return best.sort_values(GROUP).reset_index(drop=True)
 
 
 def format_table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from regcore.datasets import Resampled
 from sweeps.config import SweepConfig, TrainingPoint
-from sweeps.errors import SweepError, UsageError
+from sweeps.errors import SweepError, UsageError, first_line
 from sweeps.progress import Progress
 from sweeps.tracking import Sweep
 from sweeps.trainable import config_json, pack_trainable
@@ -171,8 +172,7 @@ def connect_ray(address: str | None) -> dict[str, float]:
                 runtime_env=WORKER_ENV,
             )
     except Exception as error:  # ConnectionError, AuthenticationError, RuntimeError, ...
-        text = str(error).strip()
-        first = text.splitlines()[0] if text else type(error).__name__
+        first = first_line(error)
         if address and address != "local":
             raise SweepError(
                 f"cannot join the Ray cluster at {address}: {first} (is it up, and do "
@@ -215,8 +215,7 @@ def run_points(
     points: Sequence[TrainingPoint],
     *,
     slots: int,
-    n_train: int,
-    n_features: int,
+    data: Resampled,
     nodes: int,
     storage_path: str | None,
     progress: Progress,
@@ -230,12 +229,12 @@ def run_points(
     started = time.monotonic()
     todo = [p for p in points if p.key not in sweep.done_keys]
     skipped = len(points) - len(todo)
-    writer = ChildRunWriter(sweep, config)
+    writer = ChildRunWriter(sweep, config, data.fold_sizes())
     interrupted, error = False, None
     failed_before, done_before = progress.failed, progress.done
     callback = None
     if todo:
-        packs = plan_packs(config, todo, slots, n_train, n_features)
+        packs = plan_packs(config, todo, slots, len(data.folds[0].train), data.n_features)
         trainable = tune.with_parameters(
             pack_trainable,
             config_json=config_json(config),
@@ -268,7 +267,7 @@ def run_points(
             interrupted = True
             progress.note("interrupted: writing what finished; resume with --resume")
         except Exception as failure:  # Tune or Ray as a whole (a trial's error is a result)
-            error = f"{type(failure).__name__}: {str(failure).strip().splitlines()[0][:300]}"
+            error = first_line(failure, with_type=True)
             progress.note(f"the sweep stopped: {error}")
     if writer.pending:
         progress.note(f"writing {writer.pending} results to MLflow ...")

@@ -13,14 +13,20 @@ Child runs are written by :class:`sweeps.writer.ChildRunWriter`, the driver's on
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from regcore.datasets import FILE, SYNTHETIC, Resampled
 from sweeps.config import SweepConfig, TrainingPoint
-from sweeps.errors import SweepError, UsageError
+from sweeps.errors import SweepError, UsageError, first_line
+from sweeps.settings import param_values, training_values
 
 # our HTTP retries are the writer's backoff; MLflow's own would stall the driver for minutes
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -39,6 +45,9 @@ DIVERGED_TAG = "diverged"
 ERROR_TAG = "regsweep.error"
 BEST_TAG = "regsweep.best"
 MISSING_TAG = "regsweep.missing"
+SPLIT_TAG = "regsweep.split"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # the UI's "Machine learning" view
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
 MAX_PARAMS_PER_BATCH = 100
@@ -46,25 +55,14 @@ MAX_BATCH_ENTRIES = 1000
 MAX_PARAM_LENGTH = 6000
 
 
-def point_params(config: SweepConfig, point: TrainingPoint) -> dict[str, str]:
-    """The contract's child-run params."""
-    model = config.model
-    values = {
-        "penalty": point.penalty,
-        "lam": point.lam,
-        "l1_ratio": point.l1_ratio,
-        "keep_prob": point.keep_prob,
-        "depth": point.depth,
-        "width": point.width,
-        "activation": model.activation,
-        "optimizer": model.optimizer,
-        "learning_rate": model.learning_rate,
-        "epochs": model.epochs,
-        "batch_size": model.batch_size,
-        "seed": point.seed,
-        "dataset": config.dataset.name,
-    }
-    return {key: str(value) for key, value in values.items()}
+def point_params(
+    config: SweepConfig, point: TrainingPoint, sizes: dict[tuple, tuple[int, int]]
+) -> dict[str, str]:
+    """The contract's child-run params (:data:`sweeps.settings.PARAMS`); ``sizes`` maps a
+    fold's ``(repeat, fold)`` to its ``(n_train, n_dev)``."""
+    n_train, n_dev = sizes[(point.repeat, point.fold)]
+    data = {"dataset": config.dataset.name, "n_train": n_train, "n_dev": n_dev}
+    return param_values(training_values(config.model, point, data))
 
 
 def default_tracking_uri() -> str | None:
@@ -102,8 +100,9 @@ def client_for(tracking_uri: str | None):
         client = MlflowClient(tracking_uri=tracking_uri)
         client.search_experiments(max_results=1)
     except MlflowException as error:
-        first = str(error).splitlines()[0]
-        raise UsageError(f"--tracking-uri: cannot use {tracking_uri!r}: {first}") from None
+        raise UsageError(
+            f"--tracking-uri: cannot use {tracking_uri!r}: {first_line(error)}"
+        ) from None
     return client
 
 
@@ -163,7 +162,10 @@ def experiment_id(client: Any, name: str, *, create: bool) -> str | None:
                 "choose another name"
             )
         return experiment.experiment_id
-    return client.create_experiment(name) if create else None
+    if not create:
+        return None
+    # MLflow's UI opens a new experiment on its GenAI (traces) view unless told what it holds
+    return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
 
 def search_all(client: Any, experiment_ids: list[str], filter_string: str, **kwargs) -> Iterator:
@@ -210,14 +212,16 @@ def find_sweep(client: Any, sweep: str | None, experiment: str | None = None):
     raise UsageError(f"SWEEP: no sweep named or with run id {sweep!r}{known}")
 
 
-def child_runs(client: Any, parent: Any) -> list:
-    """All active child runs of a sweep's parent run."""
+def children_filter(parent_run_id: str, kind: str = "point") -> str:
+    """The search filter for a sweep's child runs of one kind: ``point`` (a training) or
+    ``refit`` (:mod:`sweeps.refit`)."""
+    return f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{KIND_TAG}` = '{kind}'"
+
+
+def child_runs(client: Any, parent: Any, kind: str = "point") -> list:
+    """All active child runs of one kind of a sweep's parent run."""
     return list(
-        search_all(
-            client,
-            [parent.info.experiment_id],
-            f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-        )
+        search_all(client, [parent.info.experiment_id], children_filter(parent.info.run_id, kind))
     )
 
 
@@ -271,8 +275,12 @@ def start_sweep(
     n_points: int,
     *,
     resume_from: Any | None = None,
+    data: Resampled | None = None,
 ) -> Sweep:
-    """Create the parent run, or reopen ``resume_from`` (see :func:`resumable_sweep`)."""
+    """Create the parent run, or reopen ``resume_from`` (see :func:`resumable_sweep`).
+
+    A new parent run records ``data`` as its dataset input (:func:`log_dataset`).
+    """
     exp_id = experiment_id(client, config.experiment, create=True)
     if resume_from is not None:
         done = complete_keys(child_runs(client, resume_from))
@@ -289,7 +297,75 @@ def start_sweep(
     for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
         client.log_batch(run.info.run_id, params=params[start : start + MAX_PARAMS_PER_BATCH])
     client.log_text(run.info.run_id, config_text, "sweep.yaml")
+    if data is not None:
+        log_dataset(client, run.info.run_id, config, data)
     return Sweep(client, exp_id, run.info.run_id, config.name, False)
+
+
+def dataset_source(config: SweepConfig) -> str:
+    """Where a sweep's data come from, as a call anyone can repeat (or a file's path)."""
+    spec = config.dataset
+    if spec.name == FILE:
+        return str(Path(spec.path).resolve())
+    if spec.name in SYNTHETIC:
+        n_samples, noise = SYNTHETIC[spec.name]
+        module = "regcore.datasets" if spec.name == "spirals" else "sklearn.datasets"
+        maker = "make_spirals" if spec.name == "spirals" else f"make_{spec.name}"
+        return (
+            f"{module}.{maker}(n_samples={spec.n_samples or n_samples}, "
+            f"noise={spec.noise if spec.noise is not None else noise}, random_state={spec.seed})"
+        )
+    return f"sklearn.datasets.load_{spec.name}()"
+
+
+def log_dataset(client: Any, run_id: str, config: SweepConfig, data: Resampled) -> None:
+    """The sweep's dataset as an MLflow dataset input of the parent run: name, digest, source,
+    and the split (tag ``regsweep.split``: the test share held out, then the folds)."""
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "source can be interpreted in multiple ways"
+        dataset = mlflow.data.from_numpy(
+            data.X, targets=data.y, name=config.dataset.name, source=dataset_source(config)
+        )
+    split = {**config.dataset.split.model_dump(), "seed": config.dataset.seed}
+    tags = [
+        InputTag(key=MLFLOW_DATASET_CONTEXT, value="train"),
+        InputTag(key=SPLIT_TAG, value=json.dumps(split)),
+    ]
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
+
+
+def ui_pages(address: str, experiment_id: str, run_id: str) -> tuple[str, str]:
+    """The MLflow UI's runs table of a sweep's experiment (on the model-training view) and its
+    parent run's page (MLflow 3's hash routes)."""
+    experiment = f"{address.rstrip('/')}/#/experiments/{experiment_id}"
+    return f"{experiment}/runs?workflowType=machine_learning", f"{experiment}/runs/{run_id}"
+
+
+def log_batch(client: Any, run_id: str, params: list, tags: list, logged: list) -> None:
+    """Params, tags and metrics of a run in as few ``log_batch`` calls as MLflow's limits allow
+    (1000 entries, of which at most 100 params and 100 tags): each call is one transaction."""
+    first = MAX_BATCH_ENTRIES - len(params) - len(tags)
+    client.log_batch(run_id, metrics=logged[:first], params=params, tags=tags)
+    for start in range(first, len(logged), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=logged[start : start + MAX_METRICS_PER_BATCH])
+
+
+@contextlib.contextmanager
+def tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's global tracking URI set to ``uri`` for the calls that read it (``search_runs``
+    with pandas output, model logging and registration), and restored afterwards."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def mlflow_param(key: str, value: str):

@@ -6,7 +6,7 @@ Ray Tune's result stream, and the driver writes them (see :mod:`sweeps.writer`).
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import json
 import socket
 import time
@@ -14,12 +14,14 @@ import warnings
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from regcore import DivergenceWarning, RegularizedClassifier, fit_many, metrics
-from regcore.datasets import Dataset
+from regcore.datasets import Dataset, Resampled
+from regcore.model_io import to_npz
 from sweeps.config import DatasetConfig, ModelConfig, SweepConfig, TrainingPoint, load_data
+from sweeps.settings import estimator_params, training_values
+from sweeps.trial_result import POINTS, PointResult
 
 
 def import_training_modules() -> None:
@@ -28,67 +30,58 @@ def import_training_modules() -> None:
 
 
 def estimator_for(model: ModelConfig, point: TrainingPoint) -> RegularizedClassifier:
-    """The regcore estimator that trains ``point``."""
-    return RegularizedClassifier(
-        hidden_layer_sizes=(point.width,) * point.depth,
-        activation=model.activation,
-        penalty=point.penalty,
-        lam=point.lam,
-        l1_ratio=point.l1_ratio,
-        keep_prob=point.keep_prob,
-        penalize_bias=model.penalize_bias,
-        optimizer=model.optimizer,
-        learning_rate=model.learning_rate,
-        batch_size=model.batch_size,
-        epochs=model.epochs,
-        init=model.init,
-        log_every=model.log_every,
-        random_state=point.seed,
-        dtype=model.dtype,
-    )
+    """The regcore estimator that trains ``point`` (its settings: :mod:`sweeps.settings`)."""
+    return RegularizedClassifier(**estimator_params(training_values(model, point, {})))
 
 
 @lru_cache(maxsize=4)
-def _dataset(dataset_json: str) -> Dataset:
-    """The dataset, loaded once per worker process."""
+def _dataset(dataset_json: str) -> Resampled:
+    """The dataset and its folds, loaded once per worker process."""
     return load_data(DatasetConfig.model_validate_json(dataset_json))
 
 
-def dataset_of(config: SweepConfig) -> Dataset:
-    return _dataset(config.dataset.model_dump_json())
+@lru_cache(maxsize=64)
+def _fold(dataset_json: str, index: int) -> tuple[Dataset, tuple]:
+    """Fold ``index`` standardized on its training part, and the ``(X, y, X_dev, y_dev)`` tuple
+    that ``fit_many`` gets for it (one object per fold: its models share it)."""
+    part = _dataset(dataset_json).fold_data(index)
+    return part, (part.X_train, part.y_train, part.X_dev, part.y_dev)
 
 
-def weights_npz(estimator: RegularizedClassifier) -> bytes:
-    """Fitted parameters as ``.npz`` bytes: ``W1..WL``, ``b1..bL``, ``classes``, ``activation``."""
-    arrays: dict[str, Any] = {}
-    for layer, (w, b) in enumerate(zip(estimator.weights_, estimator.biases_, strict=True), 1):
-        arrays[f"W{layer}"], arrays[f"b{layer}"] = w, b
-    arrays["classes"] = np.asarray(estimator.classes_).astype(str)
-    arrays["activation"] = np.asarray(estimator.activation)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
+def fold_of(config: SweepConfig, point: TrainingPoint) -> tuple[Dataset, tuple]:
+    """The data ``point`` trains on (see :func:`_fold`)."""
+    dataset_json = config.dataset.model_dump_json()
+    return _fold(dataset_json, _dataset(dataset_json).fold_index(point.repeat, point.fold))
 
 
 def point_result(
-    estimator: RegularizedClassifier, point: TrainingPoint, data: Dataset, seconds: float
-) -> dict[str, Any]:
-    """What a trial reports for one trained point (plain Python values and bytes)."""
+    estimator: RegularizedClassifier,
+    point: TrainingPoint,
+    data: Dataset,
+    seconds: float,
+    threads: int,
+) -> PointResult:
+    """What a trial reports for one trained point.
+
+    The test set is scored on a single train/dev split only: with cross-validation it is
+    scored once, by the refit on all non-test data (:mod:`sweeps.refit`).
+    """
     history = estimator.history_
     final = {k: float(v) for k, v in history.iloc[-1].items() if k != metrics.EPOCH}
-    if len(data.y_test) and not estimator.diverged_:
+    if point.fold is None and len(data.y_test) and not estimator.diverged_:
         final[metrics.TEST_COST] = estimator.loss(data.X_test, data.y_test)
         final[metrics.TEST_ERROR] = float(1.0 - estimator.score(data.X_test, data.y_test))
-    return {
-        "key": point.key,
-        "columns": list(history.columns),
-        "rows": history.to_numpy(dtype=float).tolist(),
-        "final": final,
-        "diverged": bool(estimator.diverged_),
-        "weights": weights_npz(estimator),
-        "fit_seconds": seconds,
-        "finished_ms": int(time.time() * 1000),
-    }
+    return PointResult(
+        key=point.key,
+        columns=list(history.columns),
+        rows=history.to_numpy(dtype=float),
+        final=final,
+        diverged=bool(estimator.diverged_),
+        weights=to_npz(estimator),
+        fit_seconds=seconds,
+        finished_ms=int(time.time() * 1000),
+        threads=threads,
+    )
 
 
 def blas_threads(cpus_per_trial: float) -> int:
@@ -100,12 +93,12 @@ def blas_threads(cpus_per_trial: float) -> int:
     return max(1, int(cpus_per_trial))
 
 
-def train_pack(config: SweepConfig, points: list[TrainingPoint]) -> list[dict[str, Any]]:
+def train_pack(config: SweepConfig, points: list[TrainingPoint]) -> list[PointResult]:
     """Train points that share an architecture together; one result per point, in order.
 
     Each result also says how many BLAS threads the training could use (``threads``).
     """
-    data = dataset_of(config)
+    folds = [fold_of(config, point) for point in points]
     estimators = [estimator_for(config.model, point) for point in points]
     with (
         threadpool_limits(limits=blas_threads(config.execution.cpus_per_trial)),
@@ -114,16 +107,13 @@ def train_pack(config: SweepConfig, points: list[TrainingPoint]) -> list[dict[st
         # divergence is reported per point (a FAILED run with a `diverged` tag)
         warnings.simplefilter("ignore", DivergenceWarning)
         started = time.perf_counter()
-        fit_many(estimators, data.X_train, data.y_train, data.X_dev, data.y_dev)
+        fit_many(estimators, data=[data for _, data in folds])
         seconds = (time.perf_counter() - started) / len(points)
         threads = max((pool["num_threads"] for pool in threadpool_info()), default=1)
-        results = [
-            point_result(est, point, data, seconds)
-            for est, point in zip(estimators, points, strict=True)
+        return [
+            point_result(est, point, fold, seconds, threads)
+            for est, point, (fold, _) in zip(estimators, points, folds, strict=True)
         ]
-    for result in results:
-        result["threads"] = threads
-    return results
 
 
 def pack_trainable(
@@ -137,9 +127,8 @@ def pack_trainable(
     points = [TrainingPoint(**fields) for fields in packs[trial_config["pack"]]]
     results = train_pack(config, points)
     node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
-    for result in results:
-        result["node"] = node
-    tune.report({"points": results, "n_points": len(results)})
+    results = [dataclasses.replace(result, node=node) for result in results]
+    tune.report({POINTS: results, "n_points": len(results)})
 
 
 def config_json(config: SweepConfig) -> str:

@@ -14,17 +14,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from regcore import metrics
 from sweeps.config import SweepConfig, TrainingPoint
+from sweeps.errors import first_line
 from sweeps.tracking import (
     DIVERGED_TAG,
     ERROR_TAG,
     KEY_TAG,
     KIND_TAG,
-    MAX_BATCH_ENTRIES,
-    MAX_METRICS_PER_BATCH,
     NODE_TAG,
     PARENT_TAG,
     THREADS_TAG,
@@ -32,10 +29,12 @@ from sweeps.tracking import (
     Sweep,
     child_runs,
     is_complete,
+    log_batch,
     mlflow_param,
     point_params,
     search_all,
 )
+from sweeps.trial_result import PointResult
 
 
 @dataclass
@@ -43,7 +42,7 @@ class PointRecord:
     """One point's outcome, ready to write: a result, or the error that stopped its trial."""
 
     point: TrainingPoint
-    result: dict[str, Any] | None = None
+    result: PointResult | None = None
     error: str | None = None
 
 
@@ -85,8 +84,14 @@ class ChildRunWriter:
     exponential backoff up to ``max_backoff`` seconds until :meth:`close` gives up.
     """
 
-    def __init__(self, sweep: Sweep, config: SweepConfig, max_backoff: float = 10.0) -> None:
-        self.sweep, self.config = sweep, config
+    def __init__(
+        self,
+        sweep: Sweep,
+        config: SweepConfig,
+        sizes: dict[tuple, tuple[int, int]],
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.sweep, self.config, self.sizes = sweep, config, sizes
         self.max_backoff = max_backoff
         self.writer_id = uuid.uuid4().hex[:12]
         self._queue: queue.Queue[PointRecord | None] = queue.Queue()
@@ -134,8 +139,7 @@ class ChildRunWriter:
                     self._write(record, live)
                     break
                 except Exception as error:
-                    text = str(error).splitlines()[0][:200] if str(error) else ""
-                    self.last_error = f"{type(error).__name__}: {text}"
+                    self.last_error = first_line(error, with_type=True, limit=200)
                     if is_permanent(error):
                         self.dropped += 1
                         break
@@ -203,47 +207,30 @@ class ChildRunWriter:
         if run_id is None:
             return
         client, result = self.sweep.client, record.result
-        params = [mlflow_param(k, v) for k, v in point_params(self.config, record.point).items()]
+        params = point_params(self.config, record.point, self.sizes)
+        params = [mlflow_param(k, v) for k, v in params.items()]
         tags: list = []
         logged: list = []
         if result is None:
             tags.append(RunTag(ERROR_TAG, (record.error or "trial failed")[:5000]))
             status = "FAILED"
         else:
-            stamp = result["finished_ms"]
-            columns = result["columns"]
-            epoch_column = columns.index(metrics.EPOCH)
-            for row in result["rows"]:
-                step = int(row[epoch_column])
-                logged += [
-                    Metric(name, float(value), stamp, step)
-                    for name, value in zip(columns, row, strict=True)
-                    if name != metrics.EPOCH
-                ]
-            last_step = int(result["rows"][-1][epoch_column])
-            for name, value in result["final"].items():
-                if name not in columns:
-                    logged.append(Metric(name, float(value), stamp, last_step))
-            tags.append(RunTag("fit_seconds", f"{result['fit_seconds']:.4f}"))
-            if result.get("node"):
-                tags.append(RunTag(NODE_TAG, result["node"]))
-            if "threads" in result:
-                tags.append(RunTag(THREADS_TAG, str(result["threads"])))
-            if result["diverged"]:
+            stamp = result.finished_ms
+            logged = [Metric(k, v, stamp, step) for k, v, step in result.step_metrics()]
+            tags.append(RunTag("fit_seconds", f"{result.fit_seconds:.4f}"))
+            if result.node:
+                tags.append(RunTag(NODE_TAG, result.node))
+            tags.append(RunTag(THREADS_TAG, str(result.threads)))
+            if result.diverged:
                 tags.append(RunTag(DIVERGED_TAG, "true"))
-            status = "FAILED" if result["diverged"] else "FINISHED"
-        # as few calls as MLflow's limits allow (1000 entries, of which at most 100 params
-        # and 100 tags): each call is one transaction of the store
-        first = MAX_BATCH_ENTRIES - len(params) - len(tags)
-        client.log_batch(run_id, metrics=logged[:first], params=params, tags=tags)
-        for start in range(first, len(logged), MAX_METRICS_PER_BATCH):
-            client.log_batch(run_id, metrics=logged[start : start + MAX_METRICS_PER_BATCH])
+            status = "FAILED" if result.diverged else "FINISHED"
+        log_batch(client, run_id, params, tags, logged)
         if result is not None:
             path = Path(self._scratch.name) / record.point.key / "weights.npz"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(result["weights"])
+            path.write_bytes(result.weights)
             client.log_artifact(run_id, str(path))
-        end = result["finished_ms"] if result is not None else int(time.time() * 1000)
+        end = result.finished_ms if result is not None else int(time.time() * 1000)
         client.set_terminated(run_id, status=status, end_time=end)
         if result is not None:
             self._written.add(record.point.key)

@@ -230,13 +230,21 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def sweep_runs(uri: str, experiment: str = "tests") -> tuple[list[Any], list[Any]]:
-    """(parent runs, child runs) of an experiment, read back with MlflowClient."""
+def sweep_runs(
+    uri: str, experiment: str = "tests", kind: str | None = "point"
+) -> tuple[list[Any], list[Any]]:
+    """(parent runs, child runs) of an experiment, read back with MlflowClient: the children of
+    one kind (``point``: trainings, ``refit``), or all of them (``kind=None``)."""
     mlflow_client = client(uri)
     found = mlflow_client.get_experiment_by_name(experiment)
     if found is None:
         return [], []
     runs = mlflow_client.search_runs([found.experiment_id], max_results=5000)
     parents = [r for r in runs if r.data.tags.get("regsweep.kind") == "sweep"]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    children = [
+        r
+        for r in runs
+        if "mlflow.parentRunId" in r.data.tags
+        and (kind is None or r.data.tags.get("regsweep.kind") == kind)
+    ]
     return parents, children

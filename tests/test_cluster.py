@@ -26,6 +26,8 @@ from tests.helpers import (
     write_config,
 )
 
+pytestmark = pytest.mark.integration
+
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 
@@ -195,7 +197,9 @@ class Cluster:
                 break
         tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
         parents = [r for r, t in zip(runs, tags, strict=True) if t.get("regsweep.kind") == "sweep"]
-        children = [r for r, t in zip(runs, tags, strict=True) if "mlflow.parentRunId" in t]
+        children = [  # the trainings (a finished sweep also has refit runs)
+            r for r, t in zip(runs, tags, strict=True) if t.get("regsweep.kind") == "point"
+        ]
         return parents, children
 
 

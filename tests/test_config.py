@@ -1,7 +1,6 @@
 """Sweep configs: validation errors name the YAML path and the value, exit 2 before Ray starts and
 before anything is written; overrides, dry runs and the expansion into points."""
 
-import math
 import re
 import shutil
 import subprocess
@@ -71,6 +70,25 @@ BAD_CONFIGS = [
         },
         r"dataset.path: no such file, got 'missing.csv'",
     ),
+    (
+        {"dataset": {"split": {"kfold": 1}}},
+        r"dataset.split.kfold: must be >= 2, got 1",
+    ),
+    (
+        {"dataset": {"split": {"kfold": 5, "repeats": 0}}},
+        r"dataset.split.repeats: must be >= 1, got 0",
+    ),
+    (
+        {"dataset": {"split": {"kfold": 5, "dev": 0.2}}},
+        r"dataset.split.dev: does not go with kfold .*, got 0.2",
+    ),
+    (
+        # 120 moons, 20% held out: 48 of each class are left for the folds
+        {"dataset": {"split": {"kfold": 49, "test": 0.2}}},
+        r"dataset.split.kfold: 49 folds need 49 samples of every class .* has 48, got 49",
+    ),
+    ({"register": "team/model"}, r"register: .*cannot contain '/' or ':', got 'team/model'"),
+    ({"select": "test_cost"}, r"select: must be one of 'dev_cost' or 'dev_error', got 'test_cost'"),
     ({"execution": {"pack_size": 0}}, r"execution.pack_size: must be >= 1, got 0"),
     ({"execution": {"max_failures": -1}}, r"execution.max_failures: must be >= 0, got -1"),
     ({"name": "has space"}, r"name: must be letters, digits.*got 'has space'"),
@@ -134,6 +152,8 @@ def test_bad_data_file_exits_2(tmp_path, capsys):
         (["run", "x.yaml", "--bogus"], "unrecognized arguments: --bogus"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["compare"], "the following arguments are required: SWEEP_OR_GROUP"),
+        (["run", "x.yaml", "--register", "a:b"], "--register: a registered model name cannot"),
+        (["run", "x.yaml", "--register", " "], "--register: a registered model name must not"),
     ],
 )
 def test_bad_arguments_exit_2(tmp_path, capsys, monkeypatch, argv, message):
@@ -199,8 +219,11 @@ def test_expansion():
     l2 = sorted({p.lam for p in points if p.penalty == "l2"})
     assert l2 == pytest.approx([0.01, 0.1, 1.0])
     assert all(p.lam == 0 and p.keep_prob == 1 for p in points if p.penalty == "none")
-    assert {p.keep_prob for p in points if p.penalty == "dropout"} == {0.5, 0.9}
-    assert all(math.isclose(p.strength, 1 - p.keep_prob) for p in points if p.penalty == "dropout")
+    # the README: dropout's strength is the drop probability, 1 - keep_prob
+    strengths = {p.keep_prob: p.strength for p in points if p.penalty == "dropout"}
+    assert strengths == pytest.approx({0.5: 0.5, 0.9: 0.1})
+    l2 = sorted({p.strength for p in points if p.penalty == "l2"})
+    assert l2 == pytest.approx([0.01, 0.1, 1.0])
     assert len({p.key for p in points}) == len(points)
     again = expand(read_config_from(raw))
     assert [p.key for p in again] == [p.key for p in points]
@@ -243,6 +266,7 @@ def test_console_script_and_exit_code(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
 
 
+@pytest.mark.integration
 def test_resume_with_another_config_is_refused_before_ray_starts(tmp_path, capsys):
     from sweeps import tracking
     from sweeps.config import read_config

@@ -11,15 +11,19 @@ import requests
 
 from sweeps.tracking import BEST_TAG
 from tests.helpers import (
+    SMALL,
     cli,
     cli_background,
     client,
+    deep_update,
     free_port,
     kill_group,
     run_options,
     sweep_runs,
     write_config,
 )
+
+pytestmark = pytest.mark.integration
 
 CURVE = ["penalty", "depth", "width", "l1_ratio", "strength"]
 METRICS = ["train_cost", "train_loss", "dev_cost", "train_error", "dev_error", "weight_norm/W1"]
@@ -44,6 +48,7 @@ def store(tmp_path_factory, ray_head):
         )
         runs[name] = cli("run", str(config), *common, cwd=folder)
         assert runs[name].returncode == 0, runs[name].stdout + runs[name].stderr
+    raw = deep_update(SMALL, changes)
     other = write_config(
         folder / "other.yaml",
         {
@@ -57,7 +62,19 @@ def store(tmp_path_factory, ray_head):
     )
     runs["other"] = cli("run", str(other), *common, "--no-report", cwd=folder)
     assert runs["other"].returncode == 0, runs["other"].stderr
-    return folder, uri, runs
+    return folder, uri, runs, raw
+
+
+def expected_runs(raw: dict) -> int:
+    """Trainings of a config, counted by hand: per depth and seed, one ``none`` run and one per
+    strength of every other penalty."""
+    search = raw["search"]
+    per_grid = sum(
+        1 if penalty == "none" else len(grid["lam"])
+        for penalty, grid in search["penalties"].items()
+        if grid is not None
+    )
+    return len(search["depths"]) * len(search["seeds"]) * per_grid
 
 
 def _children(uri, sweep):
@@ -87,11 +104,11 @@ def _frame(children):
 
 
 def test_packed_and_unpacked_sweeps_log_the_same_metrics(store):
-    _folder, uri, _ = store
+    _folder, uri, _, raw = store
     mlflow_client = client(uri)
     _, packed = _children(uri, "packed")
     _, unpacked = _children(uri, "unpacked")
-    assert len(packed) == len(unpacked) == 48
+    assert len(packed) == len(unpacked) == expected_runs(raw)
     by_key = {c.data.tags["regsweep.key"]: c for c in unpacked}
     for run in packed:
         twin = by_key[run.data.tags["regsweep.key"]]
@@ -111,7 +128,7 @@ def test_packed_and_unpacked_sweeps_log_the_same_metrics(store):
 
 
 def test_curves_csv_equals_an_aggregation_of_the_runs(store):
-    folder, uri, _ = store
+    folder, uri, _, raw = store
     _, children = _children(uri, "packed")
     frame = _frame(children)
     grouped = frame.groupby(CURVE)
@@ -126,11 +143,11 @@ def test_curves_csv_equals_an_aggregation_of_the_runs(store):
         np.testing.assert_allclose(
             curves.loc[expected.index, f"{metric}_se"], se[metric], rtol=1e-9
         )
-    assert (curves["seeds"] == 3).all()
+    assert (curves["seeds"] == len(raw["search"]["seeds"])).all()
 
 
 def test_best_lambda_and_one_standard_error_rule(store):
-    folder, uri, _ = store
+    folder, uri, _, _ = store
     _, children = _children(uri, "packed")
     frame = _frame(children)
     summary = json.loads((folder / "reports" / "packed" / "summary.json").read_text())
@@ -161,7 +178,7 @@ def test_best_lambda_and_one_standard_error_rule(store):
 
 
 def test_report_html_is_self_contained_and_logged_on_the_parent(store):
-    folder, uri, runs = store
+    folder, uri, runs, _ = store
     out = folder / "reports" / "packed"
     page = (out / "report.html").read_text()
     pngs = sorted(p.name for p in out.glob("*.png"))
@@ -185,7 +202,7 @@ def test_report_html_is_self_contained_and_logged_on_the_parent(store):
 
 
 def test_report_command_regenerates_into_another_folder(store):
-    folder, uri, _ = store
+    folder, uri, _, _ = store
     result = cli(
         "report", "other", "--tracking-uri", uri, "--out", str(folder / "again"), cwd=folder
     )
@@ -196,7 +213,7 @@ def test_report_command_regenerates_into_another_folder(store):
 
 
 def test_compare_two_sweeps_and_two_groups(store):
-    folder, uri, _ = store
+    folder, uri, _, _ = store
     result = cli(
         "compare",
         "packed:penalty=l2,depth=1",
@@ -247,7 +264,7 @@ def test_compare_two_sweeps_and_two_groups(store):
     ],
 )
 def test_compare_errors(store, args, message):
-    folder, uri, _ = store
+    folder, uri, _, _ = store
     result = cli("compare", *args, "--tracking-uri", uri, "--out", str(folder / "bad"), cwd=folder)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -255,22 +272,23 @@ def test_compare_errors(store, args, message):
 
 
 def test_ls_and_show(store):
-    folder, uri, _ = store
+    folder, uri, _, raw = store
     result = cli("ls", "--tracking-uri", uri, cwd=folder)
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert set(lines) == {"packed", "unpacked", "other"}
-    assert "48/48" in lines["packed"] and "FINISHED" in lines["packed"]
+    total = expected_runs(raw)
+    assert f"{total}/{total}" in lines["packed"] and "FINISHED" in lines["packed"]
     result = cli("show", "unpacked", "--tracking-uri", uri, cwd=folder)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith("sweep unpacked (")
-    assert len(result.stdout.splitlines()) == 2 + 48
+    assert len(result.stdout.splitlines()) == 2 + total
     missing = cli("show", "nosuch", "--tracking-uri", uri, cwd=folder)
     assert missing.returncode == 2 and "no sweep named" in missing.stderr
 
 
 def test_ui_serves_the_store(store):
-    folder, uri, _ = store
+    folder, uri, _, _ = store
     port = free_port()
     ui = cli_background(
         "ui", "--tracking-uri", uri, "--port", str(port), cwd=folder, log=folder / "ui.log"

@@ -3,18 +3,21 @@ MlflowClient and checked against regcore run directly."""
 
 import json
 import os
+import re
 import signal
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from regcore import RegularizedClassifier
 from regcore.datasets import load_dataset
 from sweeps.config import expand, read_config
-from sweeps.tracking import point_params
-from sweeps.trainable import estimator_for
 from tests.helpers import (
+    ROOT,
+    SMALL,
     MlflowServer,
     cli,
     cli_background,
@@ -51,53 +54,115 @@ def wait_for_finished_runs(uri, count, driver, log, timeout=300):
     raise TimeoutError(f"fewer than {count} finished runs after {timeout}s")
 
 
+def readme_child_params() -> list[str]:
+    """The child-run params as the README's MLflow layout lists them."""
+    text = (ROOT / "README.md").read_text()
+    listing = re.search(r"child run per point.*?: params (.*?); the history", text, re.S)
+    return re.findall(r"`(\w+)`", listing.group(1))
+
+
+def quickstart_trainings() -> dict[tuple, dict]:
+    """The quickstart's trainings, worked out from its YAML file by the README's rules: ``none``
+    has lam 0, no point but dropout has keep_prob < 1, l1_ratio is 0 for l2 and 1 for l1."""
+    raw = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
+    trainings = {}
+    for depth in raw["search"]["depths"]:
+        for seed in raw["search"]["seeds"]:
+            for penalty, grid in raw["search"]["penalties"].items():
+                if penalty == "none":
+                    lams = [0.0]
+                else:
+                    lo, hi, n = grid["lam"]["logspace"]
+                    lams = list(np.logspace(lo, hi, n))
+                for lam in lams:
+                    ratio = {"none": 0.0, "l2": 0.0, "l1": 1.0}[penalty]
+                    trainings[(penalty, depth, seed, round(lam, 12))] = {
+                        "hidden_layer_sizes": (raw["model"]["width"],) * depth,
+                        "activation": raw["model"]["activation"],
+                        "penalty": penalty,
+                        "lam": lam,
+                        "l1_ratio": ratio,
+                        "keep_prob": 1.0,
+                        "optimizer": raw["model"]["optimizer"],
+                        "learning_rate": raw["model"]["learning_rate"],
+                        "epochs": raw["model"]["epochs"],
+                        "log_every": raw["model"]["log_every"],
+                        "random_state": seed,
+                    }
+    return trainings, raw
+
+
+@pytest.mark.integration
 def test_quickstart_end_to_end_with_the_embedded_defaults(tmp_path):
     """The README's main command in an empty folder: local Ray, MLflow in ./mlflow.db."""
     result = cli("run", "configs/quickstart.yaml", cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parents, children = sweep_runs(uri, experiment="regsweep")
-    config, _, _ = read_config("configs/quickstart.yaml")
-    points = expand(config)
+    trainings, raw = quickstart_trainings()
     assert len(parents) == 1
     assert parents[0].info.status == "FINISHED"
-    assert len(children) == len(points)
+    assert len(children) == len(trainings)
     assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
     assert all(c.info.status == "FINISHED" for c in children)
-    by_key = {c.data.tags["regsweep.key"]: c for c in children}
-    assert set(by_key) == {p.key for p in points}
+    assert len({c.data.tags["regsweep.key"] for c in children}) == len(trainings)
     # one BLAS thread per 1-CPU trial (without the limit, OpenBLAS runs one per core)
     assert {c.data.tags["regsweep.threads"] for c in children} == {"1"}
 
-    # every point's params and step history equal regcore trained directly on the same point
-    data = load_dataset("moons", n_samples=200, noise=0.35, seed=0, train=0.5, dev=0.25, test=0.25)
+    # every training's params and step history equal regcore trained directly, with
+    # settings and data taken from the YAML file
+    names = readme_child_params()
+    dataset = raw["dataset"]
+    data = load_dataset(
+        dataset["name"],
+        n_samples=dataset["n_samples"],
+        noise=dataset["noise"],
+        seed=dataset["seed"],
+        **dataset["split"],
+    )
     mlflow_client = client(uri)
-    for point in points:
-        run = by_key[point.key]
-        assert run.data.params == point_params(config, point)
-        clf = estimator_for(config.model, point).fit(
+    seen = set()
+    for run in children:
+        params = run.data.params
+        assert sorted(params) == sorted(names)
+        key = (params["penalty"], int(params["depth"]), int(params["seed"]))
+        key += (round(float(params["lam"]), 12),)
+        expected = trainings[key]
+        seen.add(key)
+        assert params["width"] == str(raw["model"]["width"]) and params["dataset"] == "moons"
+        assert float(params["l1_ratio"]) == expected["l1_ratio"]
+        assert float(params["keep_prob"]) == 1.0 and params["batch_size"] == "None"
+        assert params["activation"] == expected["activation"]
+        assert float(params["learning_rate"]) == expected["learning_rate"]
+        clf = RegularizedClassifier(**expected).fit(
             data.X_train, data.y_train, data.X_dev, data.y_dev
         )
         logged = _histories(mlflow_client, run)
-        expected = clf.history_.set_index("epoch")
-        assert set(logged) == set(expected.columns)
+        history = clf.history_.set_index("epoch")
+        assert set(logged) == set(history.columns)
         for name, series in logged.items():
             steps, values = zip(*series, strict=True)
-            assert list(steps) == expected.index.tolist()
-            np.testing.assert_allclose(values, expected[name].to_numpy(), rtol=1e-9, atol=1e-12)
+            assert list(steps) == history.index.tolist()
+            np.testing.assert_allclose(values, history[name].to_numpy(), rtol=1e-9, atol=1e-12)
         assert run.data.metrics["test_error"] == pytest.approx(
             1 - clf.score(data.X_test, data.y_test)
         )
         assert [a.path for a in mlflow_client.list_artifacts(run.info.run_id)] == ["weights.npz"]
+    assert seen == set(trainings)
 
     # the report was written and logged on the parent run
     assert (tmp_path / "reports" / "quickstart" / "report.html").exists()
     report_files = {a.path for a in mlflow_client.list_artifacts(parents[0].info.run_id, "report")}
     assert "report/report.html" in report_files and "report/curves.csv" in report_files
-    assert "sweep quickstart: 34 points" in result.stdout
-    assert "best point per (penalty, depth, width)" in result.stdout
+    assert f"sweep quickstart: {len(trainings)} points" in result.stdout
+    assert "lowest mean dev_cost per curve" in result.stdout
+    # every curve (4: l2 and l1 at two depths) refit at lambda.min and lambda.1se
+    _, refits = sweep_runs(uri, experiment="regsweep", kind="refit")
+    assert len(refits) == 2 * 2 * len(raw["search"]["depths"])
+    assert {r.info.status for r in refits} == {"FINISHED"}
 
 
+@pytest.mark.integration
 def test_resume_after_the_driver_is_killed(tmp_path, ray_head):
     config = write_config(
         tmp_path / "resume.yaml",
@@ -137,6 +202,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, ray_head):
         assert after[key].info.end_time == run.info.end_time
 
 
+@pytest.mark.integration
 def test_a_diverging_point_fails_alone(tmp_path, ray_head):
     # lr * lam / m = 0.5 * 1e4 / 72 >> 2: gradient descent on that point blows up
     config = write_config(
@@ -164,6 +230,7 @@ def test_a_diverging_point_fails_alone(tmp_path, ray_head):
     assert {c["best_strength"] for c in summary["curves"] if c["penalty"] == "l2"} <= {0.01, 1.0}
 
 
+@pytest.mark.integration
 def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path, ray_head):
     config = write_config(
         tmp_path / "stop.yaml",
@@ -198,6 +265,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path, ray_head):
     assert len(keys) == len(set(keys)) == total
 
 
+@pytest.mark.integration
 def test_a_sweep_without_strengths_has_no_report(tmp_path, ray_head):
     config = write_config(
         tmp_path / "plain.yaml",
@@ -210,10 +278,19 @@ def test_a_sweep_without_strengths_has_no_report(tmp_path, ray_head):
     result = cli("run", str(config), *options, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no report: no finished runs with a regularization strength to plot" in result.stdout
-    assert "none      1" in result.stdout  # the best-point table still lists the reference runs
+    # the per-curve table still lists the reference runs: one row per depth
+    lines = result.stdout.splitlines()
+    header = next(line.split() for line in lines if line.split()[:1] == ["penalty"])
+    rows = [
+        dict(zip(header, line.split(), strict=True))
+        for line in lines
+        if line.split()[:1] == ["none"]
+    ]
+    assert sorted(int(row["depth"]) for row in rows) == SMALL["search"]["depths"]
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.integration
 def test_tracking_server_gone_for_good(tmp_path, ray_head):
     server = MlflowServer(tmp_path / "server-home")
     config = write_config(tmp_path / "c.yaml", {"name": "lost", "model": {"epochs": 3000}})

@@ -10,6 +10,10 @@ from sweeps.trainable import train_pack
 from sweeps.writer import ChildRunWriter, PointRecord, is_permanent
 from tests.helpers import write_config
 
+pytestmark = pytest.mark.integration
+
+SIZES = {(None, None): (72, 24)}  # (n_train, n_dev) of the single split: logged as params
+
 
 @pytest.fixture
 def store(tmp_path):
@@ -32,6 +36,7 @@ def _foreign_run(client, sweep, point, status):
         sweep.experiment_id,
         tags={
             tracking.PARENT_TAG: sweep.run_id,
+            tracking.KIND_TAG: "point",
             tracking.KEY_TAG: point.key,
             tracking.WRITER_TAG: "someone-else",
         },
@@ -47,7 +52,7 @@ def test_resumed_writer_keeps_complete_runs_and_replaces_cut_off_ones(store):
     complete = _foreign_run(client, sweep, points[0], "FINISHED")
     cut_off = _foreign_run(client, sweep, points[1], "RUNNING")
     resumed = tracking.Sweep(client, sweep.experiment_id, sweep.run_id, sweep.name, True)
-    writer = ChildRunWriter(resumed, config)
+    writer = ChildRunWriter(resumed, config, SIZES)
     for point, result in zip(points, results, strict=True):
         writer.submit(PointRecord(point, result=result))
     writer.submit(PointRecord(points[0], result=results[0]))  # delivered twice
@@ -64,12 +69,12 @@ def test_resumed_writer_keeps_complete_runs_and_replaces_cut_off_ones(store):
     assert runs[points[2].key].info.status == "FINISHED"
     assert tracking.ERROR_TAG not in runs[points[2].key].data.tags
     history = client.get_metric_history(runs[points[1].key].info.run_id, "dev_cost")
-    assert len(history) == len(results[1]["rows"])  # each row written once
+    assert len(history) == len(results[1].rows)  # each row written once
 
 
 def test_failed_trial_leaves_a_failed_run_that_resume_replaces(store):
     config, client, sweep, points, results = store
-    writer = ChildRunWriter(sweep, config)
+    writer = ChildRunWriter(sweep, config, SIZES)
     writer.submit(PointRecord(points[0], error="ActorDiedError: node lost"))
     assert writer.close(timeout=60) == 0
     failed = _runs(client, sweep)[points[0].key]
@@ -78,7 +83,7 @@ def test_failed_trial_leaves_a_failed_run_that_resume_replaces(store):
     assert points[0].key not in tracking.complete_keys([failed])
 
     resumed = tracking.Sweep(client, sweep.experiment_id, sweep.run_id, sweep.name, True)
-    writer = ChildRunWriter(resumed, config)
+    writer = ChildRunWriter(resumed, config, SIZES)
     writer.submit(PointRecord(points[0], result=results[0]))
     assert writer.close(timeout=60) == 0
     run = _runs(client, sweep)[points[0].key]

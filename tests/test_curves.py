@@ -1,0 +1,167 @@
+"""The report's rules on curves built by hand (pandas frames with known train loss, dev cost and dev
+error), and on the digits sweep's dropout curve trained here."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from regcore import RegularizedClassifier, fit_many
+from regcore.datasets import load_dataset
+from sweeps import curves
+
+
+def curve(strengths, dev_cost, train_loss, dev_error=None, train_error=None, se=0.0):
+    """An aggregated curve as :func:`sweeps.curves.aggregate` gives it, one seed per strength."""
+    n = len(strengths)
+    frame = pd.DataFrame(
+        {
+            "penalty": "l2",
+            "depth": 1,
+            "width": 8,
+            "l1_ratio": 0.0,
+            "strength": strengths,
+            "lam": strengths,
+            "keep_prob": 1.0,
+            "seeds": 1,
+            "folds": 5,
+            "n": 5,
+        }
+    )
+    columns = {
+        "dev_cost": dev_cost,
+        "train_loss": train_loss,
+        "train_cost": train_loss,
+        "dev_error": dev_error if dev_error is not None else [0.1] * n,
+        "train_error": train_error if train_error is not None else [0.0] * n,
+    }
+    for name, values in columns.items():
+        frame[f"{name}_mean"] = values
+        frame[f"{name}_se"] = se
+    return frame
+
+
+def test_underfitting_and_overfitting_are_named_by_their_own_parts():
+    # at 0.01 the dev cost rises by 0.2 while the training loss falls: the gap explains it;
+    # at 1 and 10 the training loss rises more than the dev cost does: the model underfits
+    s = curves.summarize(
+        curve([0.01, 0.1, 1.0, 10.0], [0.5, 0.3, 0.4, 0.7], [0.05, 0.2, 0.38, 0.68])
+    )
+    assert s.best_strength == 0.1
+    assert s.high_variance == [0.01]
+    assert s.high_bias == [1.0, 10.0]
+    assert s.unexplained == []
+    assert s.verdict.startswith("U-shaped")
+
+
+def test_a_rise_explained_by_neither():
+    # above the best, the dev cost rises by 0.06 of which the training loss explains 0.01:
+    # the gap grows on the strongly regularized side, which is not underfitting
+    s = curves.summarize(curve([0.1, 0.3, 0.5], [0.10, 0.13, 0.16], [0.002, 0.006, 0.012]))
+    assert s.best_strength == 0.1
+    assert s.high_bias == [] and s.high_variance == []
+    assert s.unexplained == [0.3, 0.5]
+
+
+def test_noise_names_nothing():
+    # rises of 0.004 and 0.006 are within one SE (0.01 each: floor sqrt(2) * 0.01)
+    frame = curve([0.1, 1.0, 10.0], [0.304, 0.300, 0.306], [0.1, 0.2, 0.3], se=0.01)
+    s = curves.summarize(frame)
+    assert s.best_strength == 1.0
+    assert s.high_bias == s.high_variance == s.unexplained == []
+    # lambda.1se: the largest strength within one SE of the minimum (0.300 + 0.01)
+    assert s.strength_1se == 10.0
+
+
+def test_cost_and_error_disagree():
+    s = curves.summarize(
+        curve(
+            [0.1, 0.3, 0.5],
+            dev_cost=[0.10, 0.12, 0.15],
+            train_loss=[0.0, 0.0, 0.0],
+            dev_error=[0.033, 0.028, 0.024],
+        )
+    )
+    assert s.best_strength == 0.1
+    assert s.disagreement is not None and "dev_error at 0.5" in s.disagreement
+    by_error = curves.summarize(
+        curve([0.1, 0.3, 0.5], [0.10, 0.12, 0.15], [0.0] * 3, [0.033, 0.028, 0.024]),
+        metric="dev_error",
+    )
+    assert by_error.best_strength == 0.5
+    agree = curves.summarize(curve([0.1, 0.3], [0.10, 0.12], [0.0, 0.0], [0.02, 0.03]))
+    assert agree.disagreement is None
+
+
+def test_cvsd_is_cv_glmnets():
+    """Two strengths, three folds of unequal sizes: the weighted mean and cvsd by hand."""
+    rows = []
+    for strength, values in ((0.1, [0.3, 0.5, 0.4]), (1.0, [0.2, 0.3, 0.1])):
+        for fold, (value, size) in enumerate(zip(values, [10, 20, 30], strict=True)):
+            rows.append(
+                {
+                    "penalty": "l2",
+                    "depth": 1,
+                    "width": 8,
+                    "l1_ratio": 0.0,
+                    "lam": strength,
+                    "keep_prob": 1.0,
+                    "strength": strength,
+                    "seed": 0,
+                    "fold": fold,
+                    "repeat": 0,
+                    "n_dev": size,
+                    "status": "FINISHED",
+                    "dev_cost": value,
+                }
+            )
+    out = curves.aggregate(pd.DataFrame(rows)).set_index("strength")
+    x, w = np.array([0.3, 0.5, 0.4]), np.array([10, 20, 30])
+    mean = (w * x).sum() / w.sum()
+    cvsd = np.sqrt((w * (x - mean) ** 2).sum() / w.sum() / (3 - 1))
+    assert out.loc[0.1, "dev_cost_mean"] == pytest.approx(mean, rel=1e-15)
+    assert out.loc[0.1, "dev_cost_se"] == pytest.approx(cvsd, rel=1e-14)
+    assert out.loc[0.1, "folds"] == 3 and out.loc[0.1, "n"] == 3
+
+
+def test_digits_dropout_is_not_called_high_bias():
+    """configs/digits.yaml's dropout curve (depth 1): training loss near 0 and at most one
+    training sample misclassified at every keep_prob, the dev error falling as the dev cost
+    rises. Nothing there underfits."""
+    data = load_dataset("digits", seed=0)
+    keep = [0.9, 0.7, 0.5]
+    estimators = [
+        RegularizedClassifier(
+            hidden_layer_sizes=(64,),
+            penalty="dropout",
+            keep_prob=k,
+            optimizer="adam",
+            learning_rate=0.003,
+            epochs=300,
+            log_every=300,
+            random_state=seed,
+        )
+        for k in keep
+        for seed in (0, 1)
+    ]
+    fit_many(estimators, data.X_train, data.y_train, data.X_dev, data.y_dev)
+    rows = []
+    for est in estimators:
+        row = est.history_.iloc[-1].to_dict()
+        strength = 1 - est.keep_prob
+        row.update(penalty="dropout", depth=1, width=64, l1_ratio=0.0, lam=0.0)
+        row.update(keep_prob=est.keep_prob, strength=strength, seed=est.random_state)
+        row.update(status="FINISHED")
+        rows.append(row)
+    aggregated = curves.aggregate(pd.DataFrame(rows)).sort_values("strength")
+    assert (aggregated["train_error_mean"] <= 1 / len(data.y_train)).all()
+    assert (aggregated["train_loss_mean"] < 0.02).all()
+    dev_error = aggregated["dev_error_mean"].to_numpy()
+    assert dev_error[-1] < dev_error[0]  # more dropout, fewer dev errors
+    s = curves.summarize(aggregated)
+    assert s.best_strength == pytest.approx(0.1)  # lowest dev cost at the mildest dropout
+    # the training loss does rise with dropout: the old rule ("dev cost above the best and
+    # train loss higher") called these strengths high bias
+    higher = aggregated[aggregated["strength"] > 0.15]
+    assert (higher["train_loss_mean"] > aggregated["train_loss_mean"].iloc[0]).all()
+    assert (higher["dev_cost_mean"] > aggregated["dev_cost_mean"].iloc[0]).all()
+    assert s.high_bias == []
