@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +27,26 @@ With no --tracking-uri (or MLFLOW_TRACKING_URI) runs go to MLflow's default, sql
 in the working folder: `mlflow ui` (or `sweeps ui`) there shows them. With no --address (or
 RAY_ADDRESS) a local Ray is started.
 """
+
+
+#: the signal that stopped a sweep (Ctrl-C's SIGINT unless SIGTERM or SIGHUP came first); the
+#: exit code is 128 + its number, as a shell reports a process killed by it
+STOPPED_BY = [int(signal.SIGINT)]
+
+
+def _stop(signum: int, frame: object) -> None:
+    STOPPED_BY[0] = signum
+    for other in (signal.SIGTERM, signal.SIGHUP):  # once: the clean-up must not be cut short
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (``timeout``, systemd, ``docker stop``, Kubernetes) and SIGHUP (a closed
+    terminal) stop a sweep as Ctrl-C does: what finished is written, the parent run ends
+    KILLED, and ``--resume`` continues."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -164,6 +185,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         previous = tracking.resumable_sweep(client, config)
         if previous is None:
             print(f"--resume: no sweep named {config.name!r} yet; starting it", file=sys.stderr)
+    if address is None:  # before the store is set up beside Ray's start
+        runner.check_schedulable(config, runner.local_cpus(), "this machine (a local Ray)")
     with ThreadPoolExecutor(max_workers=2) as pool:
         # starting Ray takes seconds of waiting for its processes: meanwhile import Ray Tune
         # and, for a local Ray, set up the store (a cluster is checked first, so that a
@@ -173,7 +196,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if client is None and address is None:
             store = pool.submit(tracking.client_for, tracking_uri)
         resources = runner.connect_ray(address)
+    stop_on_signals()  # after ray.init, which installs a SIGTERM handler of its own
     try:
+        if address is not None:
+            where = f"the cluster ({runner.resources_summary(resources)})"
+            runner.check_schedulable(config, resources["largest_node_cpus"], where)
         if client is None:
             client = store.result() if store is not None else tracking.client_for(tracking_uri)
         sweep = tracking.start_sweep(
@@ -181,13 +208,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         keys = {p.key for p in points}
         done_before = len(sweep.done_keys & keys)
+        unit = "trainings" if len(config.dataset.split.folds) > 1 else "points"
         print(
             f"sweep {config.name}: {describe_points(config, points)}, {data.describe()}\n"
             f"  Ray: {'local, ' if not address else address + ', '}"
             f"{runner.resources_summary(resources)}; MLflow: {client.tracking_uri}, "
             f"experiment {config.experiment!r}, parent run {sweep.run_id}"
             + (
-                f"\n  resuming: {done_before} points done before, "
+                f"\n  resuming: {done_before} {unit} done before, "
                 f"{len(points) - done_before} to train"
                 if sweep.resumed
                 else ""
@@ -196,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         from sweeps.progress import Progress
 
-        progress = Progress(config.name, len(points), already=done_before)
+        progress = Progress(config.name, len(points), already=done_before, unit=unit)
         progress.start()
         outcome = runner.run_points(
             config,
@@ -268,7 +296,7 @@ def _finish_run(args, config, client, sweep, points, outcome, data) -> int:
     if outcome.error:
         raise SweepError(f"sweep {config.name!r} stopped: {outcome.error}; --resume continues it")
     if outcome.interrupted:
-        return 130
+        return 128 + STOPPED_BY[0]
     if missing:
         print(
             f"{missing} of {len(points)} trainings have no finished run; "
@@ -457,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return 128 + STOPPED_BY[0]
 
 
 if __name__ == "__main__":

@@ -52,7 +52,15 @@ from pydantic import (
 
 from regcore.datasets import DATASET_NAMES, Resampled, load_resampled
 from sweeps.errors import UsageError
-from sweeps.settings import MODEL_FIELDS, PENALTY_NAMES, SELECTION, strength
+from sweeps.settings import (
+    MODEL_FIELDS,
+    PENALTY_NAMES,
+    SELECTION,
+    Integer,
+    NonNegativeInt,
+    PositiveInt,
+    strength,
+)
 
 
 def bundled_configs() -> Path:
@@ -85,8 +93,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-NonNegativeInt = Annotated[int, Field(ge=0)]
-PositiveInt = Annotated[int, Field(ge=1)]
 Strength = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 KeepProb = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
@@ -109,7 +115,7 @@ class KFoldSplit(_Strict):
     """``{kfold: K, repeats: R, test: T}``: the test share held out, then K stratified folds of
     the rest, R times (see :func:`regcore.datasets.resample`)."""
 
-    kfold: Annotated[int, Field(ge=2)]
+    kfold: Annotated[Integer, Field(ge=2)]
     repeats: PositiveInt = 1
     test: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.2
 
@@ -475,13 +481,43 @@ def _best_error(errors: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return max(errors, key=rank)
 
 
+class NumberLoader(yaml.SafeLoader):
+    """YAML as people write numbers: ``1e-3``, ``1E3``, ``+.5``, ``-.5`` and ``1_000.5`` are
+    floats (YAML 1.1, which PyYAML follows, reads ``1e-3`` as a string); everything else as
+    ``yaml.safe_load`` reads it."""
+
+
+NumberLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+NumberLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML text as Python values, numbers read as :class:`NumberLoader` reads them."""
+    return yaml.load(text, Loader=NumberLoader)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"model.epochs=500"`` -> ``(["model", "epochs"], 500)``; the value is read as YAML."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
         raise UsageError(f"--set: expected KEY.PATH=VALUE, got {text!r}")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = load_yaml(value) if value.strip() else None
     except yaml.YAMLError as error:
         raise UsageError(f"--set {key}: value is not valid YAML, got {value!r}") from error
     return key.strip().split("."), parsed
@@ -535,7 +571,7 @@ def read_config(
     """
     path = resolve_config_path(argument)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -558,7 +594,7 @@ def read_config(
 
 def config_from_text(text: str) -> SweepConfig:
     """A config from YAML text written by this module (a sweep's ``sweep.yaml`` artifact)."""
-    return validate(yaml.safe_load(text))
+    return validate(load_yaml(text))
 
 
 def validate(raw: dict[str, Any]) -> SweepConfig:

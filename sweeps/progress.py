@@ -16,12 +16,22 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """One status line, rewritten in place on a terminal, printed every few seconds otherwise."""
+    """One status line, rewritten in place on a terminal, printed every few seconds otherwise.
+
+    The ETA is the work left at the pace measured since the first result arrived (start-up
+    costs are not a pace), shown once that pace rests on at least two results and 5% of the
+    work; until then it reads ``--``.
+    """
 
     def __init__(
-        self, name: str, total: int, already: int = 0, stream: TextIO | None = None
+        self,
+        name: str,
+        total: int,
+        already: int = 0,
+        stream: TextIO | None = None,
+        unit: str = "points",
     ) -> None:
-        self.name, self.total = name, total
+        self.name, self.total, self.unit = name, total, unit
         self.already = already  # done before this run (resume)
         self.done = 0
         self.failed = 0
@@ -29,16 +39,26 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.started = time.monotonic()
+        self._first: tuple[float, int] | None = None  # (when, how many) of the first result
         self._last_print = 0.0
         self._lock = threading.Lock()
+
+    def eta(self, now: float | None = None) -> str:
+        """The time left, or ``--`` while the pace is not measured yet."""
+        if self._first is None:
+            return "--"
+        now = time.monotonic() if now is None else now
+        when, count = self._first
+        since = self.done + self.failed - count
+        if since < max(2, 0.05 * (self.total - self.already)) or now <= when:
+            return "--"
+        left = self.total - self.already - self.done - self.failed
+        return _clock(left * (now - when) / since)
 
     def line(self) -> str:
         finished = self.already + self.done + self.failed
         elapsed = time.monotonic() - self.started
-        eta = "--"
-        if self.done + self.failed:
-            rate = (self.done + self.failed) / elapsed
-            eta = _clock((self.total - finished) / rate) if rate > 0 else "--"
+        eta = self.eta()
         extra = []
         if self.diverged:
             extra.append(f"{self.diverged} diverged")
@@ -46,18 +66,28 @@ class Progress:
             extra.append(f"{self.failed} failed")
         tail = f" ({', '.join(extra)})" if extra else ""
         return (
-            f"[{self.name}] {finished}/{self.total} points{tail}, "
+            f"[{self.name}] {finished}/{self.total} {self.unit}{tail}, "
             f"{_clock(elapsed)} elapsed, ETA {eta}"
         )
 
+    def _arrived(self, count: int) -> None:
+        # results of one pack arrive together: those within half a second of the first one
+        # are all "the first result"
+        now = time.monotonic()
+        if self._first is None or now - self._first[0] < 0.5:
+            when = now if self._first is None else self._first[0]
+            self._first = (when, self.done + self.failed + count)
+
     def point_done(self, *, diverged: bool = False) -> None:
         with self._lock:
+            self._arrived(1)
             self.done += 1
             self.diverged += diverged
             self._show()
 
     def point_failed(self, count: int = 1) -> None:
         with self._lock:
+            self._arrived(count)
             self.failed += count
             self._show()
 

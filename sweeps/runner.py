@@ -180,8 +180,33 @@ def connect_ray(address: str | None) -> dict[str, float]:
             ) from None
         raise SweepError(f"cannot start a local Ray: {first}") from None
     resources = dict(ray.cluster_resources())
-    resources["nodes"] = sum(1 for node in ray.nodes() if node.get("Alive"))
+    alive = [node for node in ray.nodes() if node.get("Alive")]
+    resources["nodes"] = len(alive)
+    resources["largest_node_cpus"] = max(
+        (node.get("Resources", {}).get("CPU", 0.0) for node in alive), default=0.0
+    )
     return resources
+
+
+def local_cpus() -> float:
+    """The CPUs a new local Ray will have (Ray's own count: cgroup limits included)."""
+    try:
+        from ray._private.utils import get_num_cpus
+
+        return float(get_num_cpus())
+    except Exception:  # a Ray without that helper: the machine's count
+        return float(os.cpu_count() or 1)
+
+
+def check_schedulable(config: SweepConfig, largest_node_cpus: float, where: str) -> None:
+    """Refuse a trial that no node can ever run (Ray Tune would wait for it forever): a trial
+    runs on one node, so it needs a node with ``execution.cpus_per_trial`` CPUs."""
+    wanted = config.execution.cpus_per_trial
+    if wanted > largest_node_cpus:
+        raise UsageError(
+            f"execution.cpus_per_trial: a trial needs {wanted:g} CPUs on one node, but the "
+            f"largest node of {where} has {largest_node_cpus:g}, got {wanted!r}"
+        )
 
 
 def slots_for(config: SweepConfig, resources: dict[str, float]) -> int:
@@ -263,9 +288,10 @@ def run_points(
         )
         try:
             tuner.fit()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM / SIGHUP (sweeps.cli)
             interrupted = True
-            progress.note("interrupted: writing what finished; resume with --resume")
+            by = f" by {stop}" if str(stop) else ""
+            progress.note(f"interrupted{by}: writing what finished; resume with --resume")
         except Exception as failure:  # Tune or Ray as a whole (a trial's error is a result)
             error = first_line(failure, with_type=True)
             progress.note(f"the sweep stopped: {error}")

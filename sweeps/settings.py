@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from regcore import metrics
 from regcore._validation import DTYPES
@@ -31,7 +31,15 @@ SELECTION = {metrics.DEV_COST: metrics.TRAIN_LOSS, metrics.DEV_ERROR: metrics.TR
 #: the penalties, in the order the lecture (and every report) takes them
 PENALTY_NAMES = tuple(PENALTIES)
 
-PositiveInt = Annotated[int, Field(ge=1)]
+
+def _whole(value: Any) -> Any:
+    """``1e3`` is a float in YAML; a whole number written so is still a count."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integer = Annotated[int, BeforeValidator(_whole)]
+NonNegativeInt = Annotated[Integer, Field(ge=0)]
+PositiveInt = Annotated[Integer, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 
 

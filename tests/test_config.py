@@ -10,6 +10,7 @@ import yaml
 
 from sweeps.cli import main
 from sweeps.config import bundled_configs, expand, read_config
+from sweeps.errors import UsageError
 from tests.helpers import ROOT, SMALL, VENV_BIN, deep_update, write_config
 
 # an address where no Ray listens: had the command got as far as Ray, it would exit 1, not 2
@@ -291,3 +292,44 @@ def test_resume_with_another_config_is_refused_before_ray_starts(tmp_path, capsy
     assert code == 2  # 1 would mean it got as far as the (absent) Ray cluster
     assert "--resume: sweep 'kept'" in capsys.readouterr().err
     assert len(tracking.sweep_runs(client, config.experiment)) == 1
+
+
+NOTATIONS = [
+    # (as written, the number it means)
+    ("1e-3", 0.001),
+    ("1E-3", 0.001),
+    ("+1e-3", 0.001),
+    ("1.0e-3", 0.001),
+    ("1.e-3", 0.001),
+    (".001", 0.001),
+    ("+.001", 0.001),
+    ("0.001", 0.001),
+    ("1e0", 1.0),
+    ("2", 2.0),
+    ("1_000.5", 1000.5),
+]
+
+
+@pytest.mark.parametrize(("written", "value"), NOTATIONS)
+def test_every_number_notation_is_a_number(tmp_path, written, value):
+    """In a YAML file (a lambda list) and in --set (a learning rate), the same number."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            deep_update(SMALL, {"search": {"penalties": {"l2": {"lam": ["LAMS"]}}}})
+        ).replace("- LAMS", f"- {written}")
+    )
+    config, _, _ = read_config(str(path), [f"model.learning_rate={written}"])
+    assert config.search.penalties.l2.lam == [pytest.approx(value)]
+    assert config.model.learning_rate == pytest.approx(value)
+
+
+@pytest.mark.parametrize(("written", "value"), [("1e3", 1000), ("2E2", 200), ("1_000", 1000)])
+def test_whole_numbers_in_any_notation_are_counts(tmp_path, written, value):
+    config, _, _ = read_config(
+        str(write_config(tmp_path / "c.yaml")),
+        [f"model.epochs={written}", f"search.seeds=[{written}]"],
+    )
+    assert config.model.epochs == value and config.search.seeds == [value]
+    with pytest.raises(UsageError, match=r"model.epochs: must be an integer, got 2.5"):
+        read_config(str(tmp_path / "c.yaml"), ["model.epochs=2.5e0"])

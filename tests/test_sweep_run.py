@@ -231,7 +231,18 @@ def test_a_diverging_point_fails_alone(tmp_path, ray_head):
 
 
 @pytest.mark.integration
-def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path, ray_head):
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [
+        (signal.SIGINT, 130, "interrupted: writing"),
+        (signal.SIGTERM, 143, "interrupted by SIGTERM: writing"),
+        (signal.SIGHUP, 129, "interrupted by SIGHUP: writing"),
+    ],
+    ids=["ctrl-c", "sigterm", "sighup"],
+)
+def test_a_stop_signal_ends_cleanly_and_resume_finishes(tmp_path, ray_head, sig, code, said):
+    """Ctrl-C, `timeout`/systemd/docker stop (SIGTERM) and a closed terminal (SIGHUP) alike:
+    what finished is written, the parent run ends KILLED, --resume completes the sweep."""
     config = write_config(
         tmp_path / "stop.yaml",
         {
@@ -246,10 +257,10 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path, ray_head):
     driver = cli_background("run", str(config), *common, cwd=tmp_path, log=log)
     wait_for_text(log, "parent run", driver)
     wait_for_finished_runs(uri, 1, driver, log)
-    os.kill(driver.pid, signal.SIGINT)  # Ctrl-C
-    assert driver.wait(timeout=300) == 130, log.read_text()
+    os.kill(driver.pid, sig)
+    assert driver.wait(timeout=300) == code, log.read_text()
     text = log.read_text()
-    assert "interrupted: writing what finished; resume with --resume" in text
+    assert said in text and "resume with --resume" in text
     assert "Traceback" not in text and "Tuner.restore" not in text
     parents, children = sweep_runs(uri)
     assert parents[0].info.status == "KILLED"
@@ -263,6 +274,30 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path, ray_head):
     assert parents[0].info.status == "FINISHED"
     keys = [c.data.tags["regsweep.key"] for c in children]
     assert len(keys) == len(set(keys)) == total
+
+
+@pytest.mark.integration
+def test_a_trial_no_node_can_run_is_refused_before_anything_is_written(tmp_path, ray_head):
+    config = write_config(tmp_path / "big.yaml")
+    for where, options in (
+        ("this machine", []),  # a local Ray: refused before it starts
+        ("the cluster (1 node, 2 CPUs)", ["--address", ray_head.address]),
+    ):
+        result = cli(
+            "run",
+            str(config),
+            "--set",
+            "execution.cpus_per_trial=64",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            *options,
+            cwd=tmp_path,
+            timeout=300,
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"largest node of {where}" in result.stderr and "got 64.0" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml"]
 
 
 @pytest.mark.integration
