@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from regcore.activations import ACTIVATIONS
+from regcore.engines import ENGINE_NAMES
 from regcore.network import INIT_SCALES
 from regcore.optimizers import OPTIMIZERS
 from regcore.penalties import PENALTIES
@@ -87,6 +88,12 @@ def _random_state(value: Any) -> str | None:
     return "must be None, an integer in [0, 2**32) or a numpy RandomState"
 
 
+def _n_jobs(value: Any) -> str | None:
+    if value is None or (_is_int(value) and value != 0):
+        return None
+    return "must be None or a nonzero integer (-1: every core)"
+
+
 def _dtype(value: Any) -> str | None:
     try:
         name = np.dtype(value).name
@@ -111,6 +118,8 @@ PARAMETER_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "log_every": _int(1),
     "random_state": _random_state,
     "dtype": _dtype,
+    "engine": _one_of(ENGINE_NAMES),
+    "n_jobs": _n_jobs,
 }
 
 

@@ -1,12 +1,89 @@
-"""The engines that run training epochs, by name (see :func:`regcore.training.train`).
+"""The engines that run training epochs, by name, and the choice between them.
 
 An engine is built from ``(plan, models, stack, rngs, data)`` and offers ``run(epochs)`` and
 ``freeze(models)``; ``per_model_data`` says whether it takes models with data of their own in one
-stack (otherwise ``train`` gives each data set a stack of its own).
+stack (otherwise :func:`regcore.training.train` gives each data set a stack of its own).
+
+- ``numpy``: the reference (:mod:`regcore.numpy_engine`).
+- ``compiled``: numba kernels (:mod:`regcore.compiled_engine`), the same arithmetic fused.
+- ``auto`` (the estimators' default): ``compiled`` where it is available and faster, else
+  ``numpy`` (see :func:`resolve`).
+
+A machine where the kernels cannot be compiled or loaded (numba missing, no working LLVM, ...)
+gets one warning and the numpy engine.
 """
 
 from __future__ import annotations
 
-from regcore.numpy_engine import NumpyEngine
+import functools
+import itertools
+import os
+import warnings
 
-ENGINES = {"numpy": NumpyEngine}
+import numpy as np
+
+from regcore.numpy_engine import NumpyEngine
+from regcore.training_plan import TrainingPlan
+
+ENGINE_NAMES = ("auto", "numpy", "compiled")
+
+
+class CompiledEngineWarning(RuntimeWarning):
+    """The compiled engine is not available here; training uses the numpy engine."""
+
+
+def engine_class(name: str) -> type:
+    """The engine class named ``numpy`` or ``compiled``."""
+    if name == "compiled":
+        from regcore.compiled_engine import CompiledEngine
+
+        return CompiledEngine
+    return NumpyEngine
+
+
+@functools.lru_cache(maxsize=4)
+def compiled_available(dtype: str) -> bool:
+    """Whether the compiled engine works here for ``dtype`` (its kernels compile or load from
+    numba's cache: the first call in a process pays for it); warns once if it does not."""
+    try:
+        from regcore.compiled_engine import warm_up
+
+        warm_up(np.dtype(dtype))
+    except Exception as error:  # ImportError, numba's and LLVM's errors: all mean "not here"
+        text = str(error).strip().splitlines()
+        reason = f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
+        warnings.warn(
+            f"regcore: the compiled engine is not available ({reason}); using the numpy engine",
+            CompiledEngineWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
+
+
+#: ``auto`` leaves networks with a layer of this many weights to the numpy engine: both spend
+#: their time in BLAS there, and numpy's products of all models at once use every core
+NUMPY_FROM_WEIGHTS = 128 * 128
+
+
+def resolve(name: str, plan: TrainingPlan) -> str:
+    """The engine that trains ``plan``: ``numpy`` or ``compiled``.
+
+    ``auto`` is ``REGCORE_ENGINE`` where that variable names an engine (a whole process on one
+    engine: the test suite runs its oracle tests so, once per engine). Otherwise it is the
+    compiled engine wherever it is available and faster. Measured on this project's 2-core
+    machine (2 hidden layers, 180 training samples, relu, one and eight models): 1.4x to 2.4x
+    faster for layers of 16 to 64 units, even at 128 and 0.8x to 1.1x at 256, where numpy
+    multiplies all models at once on both cores; so ``auto`` takes numpy from
+    :data:`NUMPY_FROM_WEIGHTS` weights in a layer. ``compiled`` falls back to ``numpy`` (with a
+    warning) where it is not available.
+    """
+    if name == "auto":
+        name = os.environ.get("REGCORE_ENGINE", "auto")
+    if name == "numpy":
+        return "numpy"
+    sizes = plan.layer_sizes
+    widest = max(a * b for a, b in itertools.pairwise(sizes))
+    if name == "auto" and widest >= NUMPY_FROM_WEIGHTS:
+        return "numpy"
+    return "compiled" if compiled_available(np.dtype(plan.dtype).name) else "numpy"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from regcore import metrics
-from regcore.engines import ENGINES
+from regcore.engines import engine_class, resolve
 from regcore.losses import data_loss, error_rate, one_hot_targets
 from regcore.network import ParameterStack, forward_logits, initialize
 from regcore.penalties import PenaltyVectors, penalty_cost_terms
@@ -149,7 +149,7 @@ def train(
     plan: TrainingPlan,
     models: Sequence[ModelSettings],
     data: Sequence[TrainingData],
-    engine: str = "numpy",
+    engine: str = "auto",
 ) -> TrainingResult:
     """Train K models of one architecture together.
 
@@ -162,15 +162,16 @@ def train(
     data : sequence of TrainingData, length K
         Each model's data (validated, of ``plan.dtype``); models given the same object share it.
         Dev data is given to all models or to none.
-    engine : {"numpy", "compiled"}
+    engine : {"auto", "numpy", "compiled"}
         Which implementation runs the epochs (see :mod:`regcore.engines`).
 
     Returns
     -------
     TrainingResult
     """
+    engine = resolve(engine, plan)
     groups = data_groups(data)
-    if len(groups) > 1 and not ENGINES[engine].per_model_data:
+    if len(groups) > 1 and not engine_class(engine).per_model_data:
         # one stack per data set: each trains exactly as its own stack would
         parts = [
             (indices, train(plan, [models[k] for k in indices], [item] * len(indices), engine))
@@ -184,7 +185,7 @@ def train(
         initialize(stack, k, rng, settings.init)
     theta = stack.flat
     diagnose = _Diagnostics(plan, stack, models, data)
-    runner = ENGINES[engine](plan, models, stack, rngs, data if len(groups) > 1 else data[0])
+    runner = engine_class(engine)(plan, models, stack, rngs, data if len(groups) > 1 else data[0])
     logged = logged_epochs(plan.epochs, plan.log_every)
 
     active = np.ones(n_models, dtype=bool)

@@ -21,6 +21,7 @@ class TrainingPlan:
     batch_size: int | None
     log_every: int
     dtype: np.dtype
+    threads: int = 1  # threads an engine may train models on at once
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,8 @@ def _fold_labels(frame: pd.DataFrame) -> pd.Series:
     """``"repeat/fold"`` per training (one label on a single split)."""
     if "fold" not in frame:
         return pd.Series("-", index=frame.index)
-    return frame["repeat"].astype(str) + "/" + frame["fold"].astype(str)
+    repeat = frame["repeat"].astype("Int64").fillna(-1).astype(int).astype(str)
+    return repeat + "/" + frame["fold"].astype("Int64").fillna(-1).astype(int).astype(str)
 
 
 def _weighted_stats(

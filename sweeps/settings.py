@@ -20,6 +20,7 @@ from pydantic import BeforeValidator, Field
 from regcore import metrics
 from regcore._validation import DTYPES
 from regcore.activations import ACTIVATIONS
+from regcore.engines import ENGINE_NAMES
 from regcore.network import INIT_SCALES
 from regcore.optimizers import OPTIMIZERS
 from regcore.penalties import PENALTIES
@@ -133,6 +134,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "dtype", str, tuple(DTYPES), field=(_choice(tuple(DTYPES)), "float64"), estimator="dtype"
     ),
+    Setting("engine", str, ENGINE_NAMES, field=(_choice(ENGINE_NAMES), "auto"), estimator="engine"),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from regcore import DivergenceWarning, RegularizedClassifier, fit_many, metrics
 from regcore.datasets import Dataset, Resampled
+from regcore.engines import compiled_available
 from regcore.model_io import to_npz
 from sweeps.config import DatasetConfig, ModelConfig, SweepConfig, TrainingPoint, load_data
 from sweeps.settings import estimator_params, training_values
@@ -26,7 +27,9 @@ from sweeps.trial_result import POINTS, PointResult
 
 def import_training_modules() -> None:
     """Ray worker set-up hook: this module's imports (regcore, scikit-learn, numpy) are done by
-    importing it; nothing else to do."""
+    importing it; the compiled engine's float64 kernels load from numba's disk cache (compiled
+    there the first time), once per worker process, before its first trial."""
+    compiled_available("float64")
 
 
 def estimator_for(model: ModelConfig, point: TrainingPoint) -> RegularizedClassifier:
@@ -85,7 +88,8 @@ def point_result(
 
 
 def blas_threads(cpus_per_trial: float) -> int:
-    """Threads a trial's BLAS and OpenMP pools may use: its CPUs (at least one).
+    """Threads a trial's BLAS and OpenMP pools (and the compiled engine) may use: its CPUs (at
+    least one).
 
     Ray's ``OMP_NUM_THREADS`` comes too late for a worker that imported numpy already, so
     without a limit every trial on a node would start one BLAS thread per core of the node.
@@ -99,9 +103,10 @@ def train_pack(config: SweepConfig, points: list[TrainingPoint]) -> list[PointRe
     Each result also says how many BLAS threads the training could use (``threads``).
     """
     folds = [fold_of(config, point) for point in points]
-    estimators = [estimator_for(config.model, point) for point in points]
+    cpus = blas_threads(config.execution.cpus_per_trial)
+    estimators = [estimator_for(config.model, point).set_params(n_jobs=cpus) for point in points]
     with (
-        threadpool_limits(limits=blas_threads(config.execution.cpus_per_trial)),
+        threadpool_limits(limits=cpus),
         warnings.catch_warnings(),
     ):
         # divergence is reported per point (a FAILED run with a `diverged` tag)

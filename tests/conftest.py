@@ -5,6 +5,8 @@
 - Ray's token authentication is on for every Ray process the tests start (the same random token
   everywhere), as on a real cluster.
 - One Ray head (2 CPUs) serves the whole session: tests pass its address to the CLI.
+- ``engine``: the oracle tests of regcore run once per engine (``REGCORE_ENGINE``, which the
+  estimators' ``engine="auto"`` follows).
 """
 
 import os
@@ -20,6 +22,13 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 import pytest
 
 from tests.helpers import RayNode, free_port
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def engine(request, monkeypatch):
+    """Every estimator of the test trains on this engine."""
+    monkeypatch.setenv("REGCORE_ENGINE", request.param)
+    return request.param
 
 
 @pytest.fixture(scope="session")

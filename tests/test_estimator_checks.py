@@ -1,9 +1,12 @@
 """scikit-learn's own estimator checks. None is expected to fail: the dictionary below is the
 one place to list a check that cannot pass, with the reason."""
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from regcore import RegularizedClassifier
+
+pytestmark = pytest.mark.usefixtures("engine")  # once per engine
 
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 

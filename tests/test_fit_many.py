@@ -6,6 +6,8 @@ import pytest
 from regcore import DivergenceWarning, RegularizedClassifier, fit_many
 from regcore.datasets import load_dataset
 
+pytestmark = pytest.mark.usefixtures("engine")  # once per engine
+
 PACK = [
     dict(penalty="none", random_state=0),
     dict(penalty="l2", lam=0.3, random_state=1),

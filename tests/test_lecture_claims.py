@@ -10,6 +10,8 @@ import pytest
 from regcore import RegularizedClassifier, fit_many
 from regcore.datasets import load_dataset
 
+pytestmark = pytest.mark.usefixtures("engine")  # once per engine
+
 LAMS = [0.0, 0.3, 1.0, 3.0, 10.0]
 
 

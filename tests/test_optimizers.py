@@ -11,6 +11,8 @@ import pytest
 from regcore import RegularizedClassifier
 from regcore.optimizers import OPTIMIZERS
 
+pytestmark = pytest.mark.usefixtures("engine")  # once per engine
+
 BETA = {"momentum": 0.9, "rmsprop": 0.9, "adam": (0.9, 0.999)}
 EPS = 1e-8
 

@@ -20,6 +20,8 @@ from regcore.datasets import load_dataset
 from regcore.losses import one_hot_targets
 from regcore.network import ParameterStack, Workspace, initialize, with_ones_column
 
+pytestmark = pytest.mark.usefixtures("engine")  # once per engine
+
 
 def _objective(X, y, w, b, penalty, lam, l1_ratio=0.5):
     """The source's logistic regression objective, written out in numpy."""

@@ -10,6 +10,8 @@ from sklearn.metrics import accuracy_score, log_loss
 from regcore import DivergenceWarning, RegularizedClassifier
 from regcore.datasets import load_dataset
 
+pytestmark = pytest.mark.usefixtures("engine")  # once per engine
+
 
 @pytest.fixture(scope="module")
 def moons():

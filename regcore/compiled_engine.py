@@ -1,0 +1,204 @@
+"""The compiled engine: the numpy engine's epochs, fused and compiled with numba.
+
+Each model trains its epochs start to end in one compiled call (forward, backward, penalty and
+update of one model in turn, its activations in cache), the models of a pack split between
+``n_jobs`` threads. Models may have data of their own, of any size. Between the history's
+logged epochs the Python loop of :func:`regcore.training.train` computes the history row with
+numpy and freezes diverged models, as with the numpy engine.
+
+numba compiles the kernels on their first call (tens of seconds, once per dtype) and caches them
+on disk beside this module, or in numba's user cache folder where that is read-only; a process
+then loads them in a fraction of a second (:func:`warm_up` does it ahead of need).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from regcore.network import ParameterStack
+from regcore.penalties import PenaltyVectors
+from regcore.training_plan import ModelSettings, TrainingData, TrainingPlan
+
+Array = np.ndarray
+
+ACTIVATION_CODES = {"relu": 0, "tanh": 1}
+OPTIMIZER_CODES = {"gd": 0, "momentum": 1, "rmsprop": 2, "adam": 3}
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """The process's BLAS and OpenMP pools, listed once (after the kernels load scipy's BLAS):
+    listing them scans every loaded library, too slow to repeat at every logged epoch."""
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    return _blas_controller().limit(limits=1)
+
+
+def warm_up(dtype: np.dtype) -> None:
+    """Compile the kernels for ``dtype`` (or load them from numba's disk cache): a two-epoch
+    training of a tiny network. Raises whatever numba raises where it cannot."""
+    from regcore.network import ParameterStack, initialize
+
+    plan = TrainingPlan((2, 2, 1), "relu", "gd", 0.1, 2, None, 2, np.dtype(dtype))
+    models = [ModelSettings("l2", 0.1, 0.0, 1.0, False, "he", 0)]
+    stack = ParameterStack(plan.layer_sizes, 1, plan.dtype)
+    rng = np.random.RandomState(0)
+    initialize(stack, 0, rng, "he")
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=plan.dtype)
+    CompiledEngine(plan, models, stack, [rng], TrainingData(x, np.array([0, 1, 1]))).run(2)
+
+
+def kernel_layout(sizes: Sequence[int]) -> tuple[Array, Array, int]:
+    """Where ``W[l]`` and ``b[l]`` start in one model's block, and the block's size."""
+    starts_w, starts_b, offset = [], [], 0
+    for n_in, n_out in itertools.pairwise(sizes):
+        starts_w.append(offset)
+        offset += n_out * n_in
+        starts_b.append(offset)
+        offset += n_out
+    return np.array(starts_w, np.int64), np.array(starts_b, np.int64), offset
+
+
+class CompiledEngine:
+    """Trains the models of ``stack`` with the numba kernels of :mod:`regcore._kernels`.
+
+    Parameters as :class:`regcore.numpy_engine.NumpyEngine`, except that ``data`` may be one
+    :class:`TrainingData` shared by all models or a sequence of them, one per model.
+    """
+
+    per_model_data = True
+
+    def __init__(
+        self,
+        plan: TrainingPlan,
+        models: Sequence[ModelSettings],
+        stack: ParameterStack,
+        rngs: Sequence[np.random.RandomState],
+        data: TrainingData | Sequence[TrainingData],
+    ) -> None:
+        from regcore import _kernels
+
+        self.kernels = _kernels
+        self.plan, self.stack, self.rngs = plan, stack, rngs
+        k = stack.n_models
+        sizes = plan.layer_sizes
+        n_out = sizes[-1]
+        per_model = [data] * k if isinstance(data, TrainingData) else list(data)
+        # each distinct data set once, its columns padded: X.T and one-hot targets
+        first_column: dict[int, int] = {}
+        parts: list[TrainingData] = []
+        self.columns, self.counts = np.empty(k, np.int64), np.empty(k, np.int64)
+        total = 0
+        for index, item in enumerate(per_model):
+            if id(item) not in first_column:
+                first_column[id(item)] = total
+                parts.append(item)
+                total += _kernels.padded(item.x.shape[0])
+            self.columns[index], self.counts[index] = first_column[id(item)], item.x.shape[0]
+        self.x_t = np.zeros((sizes[0], total), dtype=plan.dtype)
+        self.y_t = np.zeros((n_out, total), dtype=plan.dtype)
+        for item in parts:
+            start, m = first_column[id(item)], item.x.shape[0]
+            self.x_t[:, start : start + m] = item.x.T
+            if n_out == 1:
+                self.y_t[0, start : start + m] = item.y_index
+            else:
+                self.y_t[item.y_index, start + np.arange(m)] = 1.0
+        self.batch = int(plan.batch_size or self.counts.max())
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.starts_w, self.starts_b, self.block = kernel_layout(sizes)
+        self.params = np.zeros(k * self.block, dtype=plan.dtype)
+        self.first = np.zeros_like(self.params)
+        self.second = np.zeros_like(self.params)
+        self.steps = np.zeros(k, np.int64)
+        penalties = PenaltyVectors.of(models)
+        self.l2, self.l1, self.decay = penalties.l2, penalties.l1, penalties.decay
+        self.bias_on = penalties.bias.astype(bool)
+        self.keep_prob = np.array([s.keep_prob if s.uses_dropout else 1.0 for s in models])
+        self.active = np.ones(k, dtype=bool)
+        self.keys = np.empty((k, 624), dtype=np.uint32)
+        self.positions = np.empty(k, dtype=np.int64)
+
+    def _models(self) -> Array:
+        return self.params.reshape(self.stack.n_models, self.block)
+
+    def _pack(self) -> None:
+        """The stack's parameters into the kernels' layout."""
+        models = self._models()
+        for layer, (w, b) in enumerate(zip(self.stack.W, self.stack.b, strict=True)):
+            start_w, start_b = self.starts_w[layer], self.starts_b[layer]
+            models[:, start_w:start_b] = w.reshape(w.shape[0], -1)
+            models[:, start_b : start_b + b.shape[1]] = b[:, :, 0]
+
+    def _unpack(self) -> None:
+        models = self._models()
+        for layer, (w, b) in enumerate(zip(self.stack.W, self.stack.b, strict=True)):
+            start_w, start_b = self.starts_w[layer], self.starts_b[layer]
+            w[...] = models[:, start_w:start_b].reshape(w.shape)
+            b[:, :, 0] = models[:, start_b : start_b + b.shape[1]]
+
+    def freeze(self, models: Array) -> None:
+        """Stop training the models where ``models`` is True (their parameters are zeroed, as
+        the numpy engine does)."""
+        entries = self.stack.per_entry(models, models).astype(bool)
+        self.stack.flat[entries] = 0.0
+        self.active &= ~models
+
+    def run(self, epochs: int) -> None:
+        """Train for ``epochs`` epochs, the models split between ``plan.threads`` threads."""
+        self._pack()
+        for k, rng in enumerate(self.rngs):
+            _, key, position, _, _ = rng.get_state()
+            self.keys[k], self.positions[k] = key, position
+        active = np.flatnonzero(self.active)
+        shares = [part for part in np.array_split(active, self.plan.threads) if part.size]
+        # one BLAS thread per kernel: the products inside are small, and a BLAS thread pool
+        # costs more to wake than it saves (measured 0.6x with two); the parallelism is over
+        # models, the kernels releasing the GIL
+        with _one_blas_thread():
+            if len(shares) > 1:
+                with ThreadPoolExecutor(len(shares)) as pool:
+                    list(pool.map(lambda part: self._train(part, epochs), shares))
+            elif shares:
+                self._train(shares[0], epochs)
+        self._unpack()
+        for k, rng in enumerate(self.rngs):
+            _, _, _, has_gauss, gauss = rng.get_state()
+            rng.set_state(("MT19937", self.keys[k], int(self.positions[k]), has_gauss, gauss))
+
+    def _train(self, models: Array, epochs: int) -> None:
+        self.kernels.train_models(
+            models,
+            epochs,
+            self.params,
+            self.first,
+            self.second,
+            self.steps,
+            self.sizes,
+            self.starts_w,
+            self.starts_b,
+            self.block,
+            ACTIVATION_CODES[self.plan.activation],
+            OPTIMIZER_CODES[self.plan.optimizer],
+            float(self.plan.learning_rate),
+            self.x_t,
+            self.y_t,
+            self.columns,
+            self.counts,
+            self.batch,
+            self.l2,
+            self.l1,
+            self.decay,
+            self.bias_on,
+            self.keep_prob,
+            self.keys,
+            self.positions,
+        )
