@@ -230,6 +230,8 @@ class ExecutionConfig(_Strict):
     max_concurrent_trials: PositiveInt | None = None
     max_failures: NonNegativeInt = 2
     pack_size: Literal["auto"] | PositiveInt = "auto"
+    #: threads writing child runs: auto = 1 for SQLite (one writer at a time), 8 otherwise
+    writers: Literal["auto"] | PositiveInt = "auto"
     storage_path: str | None = None
 
 

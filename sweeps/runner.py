@@ -209,6 +209,18 @@ def check_schedulable(config: SweepConfig, largest_node_cpus: float, where: str)
         )
 
 
+#: writer threads for a store that takes concurrent writes (a tracking server, a database server)
+SERVER_WRITERS = 8
+
+
+def writers_for(config: SweepConfig, tracking_uri: str) -> int:
+    """``execution.writers``: auto is one writer for SQLite (it takes one at a time) and
+    :data:`SERVER_WRITERS` for anything else."""
+    if config.execution.writers != "auto":
+        return config.execution.writers
+    return 1 if tracking_uri.startswith("sqlite:") else SERVER_WRITERS
+
+
 def slots_for(config: SweepConfig, resources: dict[str, float]) -> int:
     slots = max(1, int(resources.get("CPU", 1) // config.execution.cpus_per_trial))
     if config.execution.max_concurrent_trials:
@@ -254,7 +266,9 @@ def run_points(
     started = time.monotonic()
     todo = [p for p in points if p.key not in sweep.done_keys]
     skipped = len(points) - len(todo)
-    writer = ChildRunWriter(sweep, config, data.fold_sizes())
+    writer = ChildRunWriter(
+        sweep, config, data.fold_sizes(), writers=writers_for(config, sweep.client.tracking_uri)
+    )
     interrupted, error = False, None
     failed_before, done_before = progress.failed, progress.done
     callback = None

@@ -1,13 +1,13 @@
-"""The driver-side writer of child runs: a background thread, the only writer to MLflow.
+"""The driver-side writer of child runs: background threads, the only writers to MLflow.
 
-It retries with backoff while the tracking server is unreachable and keeps the results in memory
-meanwhile. Each result carries fixed metric timestamps, and MLflow stores identical metric values
-once, so a retried write adds nothing twice.
+They retry with backoff while the tracking server is unreachable and keep the results meanwhile
+(in memory up to a bound, then on disk: :mod:`sweeps.backlog`). Each result carries fixed metric
+timestamps, and MLflow stores identical metric values once, so a retried write adds nothing
+twice.
 """
 
 from __future__ import annotations
 
-import queue
 import tempfile
 import threading
 import time
@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweeps.backlog import Backlog
 from sweeps.config import SweepConfig, TrainingPoint
 from sweeps.errors import first_line
 from sweeps.tracking import (
@@ -77,11 +78,15 @@ def _is_network_error(error: Exception) -> bool:
 
 
 class ChildRunWriter:
-    """Writes child runs from a background thread, retrying with backoff.
+    """Writes child runs from background threads, retrying with backoff.
 
-    A write that fails for a reason retrying cannot fix (see :func:`is_permanent`) is dropped
-    and counted; anything else (an unreachable server, a timeout, a 5xx) is retried with
-    exponential backoff up to ``max_backoff`` seconds until :meth:`close` gives up.
+    ``writers`` threads write at once (one for SQLite, which takes one writer at a time; a
+    tracking server and its database take several); results of one point are never written by
+    two threads at once. Results wait in a :class:`~sweeps.backlog.Backlog` (memory up to a
+    bound, then a spill file). A write that fails for a reason retrying cannot fix (see
+    :func:`is_permanent`) is dropped and counted; anything else (an unreachable server, a
+    timeout, a 5xx) is retried with exponential backoff up to ``max_backoff`` seconds until
+    :meth:`close` gives up.
     """
 
     def __init__(
@@ -89,24 +94,34 @@ class ChildRunWriter:
         sweep: Sweep,
         config: SweepConfig,
         sizes: dict[tuple, tuple[int, int]],
+        writers: int = 1,
         max_backoff: float = 10.0,
+        backlog: Backlog | None = None,
     ) -> None:
         self.sweep, self.config, self.sizes = sweep, config, sizes
         self.max_backoff = max_backoff
         self.writer_id = uuid.uuid4().hex[:12]
-        self._queue: queue.Queue[PointRecord | None] = queue.Queue()
+        self.backlog = backlog or Backlog()
         self._pending = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._closing = threading.Event()
+        self._in_flight: set[str] = set()  # keys a thread is writing
+        self._parked: dict[str, list[PointRecord]] = {}  # their later records, waiting
         self._created: dict[str, str] = {}  # key -> run id created by this writer
         self._written: set[str] = set()  # keys whose run this writer completed
         self._known: dict[str | None, list] | None = None  # runs in the store at the start
         self._scratch = tempfile.TemporaryDirectory(prefix="regsweep-")
         self.retries = 0
         self.dropped = 0
+        self.written = 0
         self.last_error: str | None = None
-        self._thread = threading.Thread(target=self._loop, name="mlflow-writer", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"mlflow-writer-{i}", daemon=True)
+            for i in range(max(1, writers))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def pending(self) -> int:
@@ -116,23 +131,35 @@ class ChildRunWriter:
     def submit(self, record: PointRecord) -> None:
         with self._lock:
             self._pending += 1
-        self._queue.put(record)
+        self.backlog.put(record)
 
     def close(self, timeout: float) -> int:
-        """Wait up to ``timeout`` seconds for the queue to drain, then stop the writer (it
-        writes nothing more); return the number of results left unwritten."""
-        self._queue.put(None)
-        self._thread.join(timeout)
+        """Wait up to ``timeout`` seconds for every result to be written, then stop the writers
+        (they write nothing more); return the number of results left unwritten."""
+        self._closing.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._stop.set()
-        self._thread.join(self.max_backoff + 60)
+        for thread in self._threads:
+            thread.join(self.max_backoff + 60)
         self._scratch.cleanup()
+        self.backlog.close()
         return self.pending + self.dropped
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            record = self._queue.get()
+            record = self.backlog.get(timeout=0.2)
             if record is None:
-                return
+                if self._closing.is_set() and self.pending == 0:
+                    return
+                continue
+            key = record.point.key
+            with self._lock:
+                if key in self._in_flight:  # another thread writes this point: after it
+                    self._parked.setdefault(key, []).append(record)
+                    continue
+                self._in_flight.add(key)
             delay, live = 1.0, False
             while not self._stop.is_set():
                 try:
@@ -141,9 +168,11 @@ class ChildRunWriter:
                 except Exception as error:
                     self.last_error = first_line(error, with_type=True, limit=200)
                     if is_permanent(error):
-                        self.dropped += 1
+                        with self._lock:
+                            self.dropped += 1
                         break
-                    self.retries += 1
+                    with self._lock:
+                        self.retries += 1
                     self._stop.wait(delay)
                     delay = min(delay * 2.0, self.max_backoff)
                     live = True  # the last attempt may have got further than it heard
@@ -151,17 +180,22 @@ class ChildRunWriter:
                 return  # stopped while retrying: the record stays pending
             with self._lock:
                 self._pending -= 1
+                self._in_flight.discard(key)
+                parked = self._parked.pop(key, [])
+            for later in parked:
+                self.backlog.put(later)
 
     def _existing(self, key: str, live: bool) -> list:
         """Runs of this point already in the store. A new sweep has none; a resumed one is
         listed once, at its first write; after a failed attempt the store is asked again."""
-        if self._known is None:
-            self._known = {}
-            if self.sweep.resumed:
-                for run in child_runs(
-                    self.sweep.client, self.sweep.client.get_run(self.sweep.run_id)
-                ):
-                    self._known.setdefault(run.data.tags.get(KEY_TAG), []).append(run)
+        with self._lock:
+            if self._known is None:
+                known: dict[str | None, list] = {}
+                if self.sweep.resumed:
+                    parent = self.sweep.client.get_run(self.sweep.run_id)
+                    for run in child_runs(self.sweep.client, parent):
+                        known.setdefault(run.data.tags.get(KEY_TAG), []).append(run)
+                self._known = known
         if not live:
             return self._known.get(key, [])
         return list(
@@ -175,13 +209,15 @@ class ChildRunWriter:
     def _run_for(self, record: PointRecord, live: bool) -> str | None:
         """The run to write into: ours from an earlier attempt, or a new one; None if done."""
         client, point = self.sweep.client, record.point
-        if point.key in self._written:
-            return None  # a result delivered twice (a trial retried after it reported)
-        if point.key in self._created:
-            return self._created[point.key]
+        with self._lock:
+            if point.key in self._written:
+                return None  # a result delivered twice (a trial retried after it reported)
+            if point.key in self._created:
+                return self._created[point.key]
         for run in self._existing(point.key, live):
             if run.data.tags.get(WRITER_TAG) == self.writer_id:
-                self._created[point.key] = run.info.run_id  # created, but the reply was lost
+                with self._lock:  # created, but the reply was lost
+                    self._created[point.key] = run.info.run_id
                 return run.info.run_id
             if is_complete(run):
                 return None  # written before (a resumed sweep): never replaced
@@ -197,7 +233,8 @@ class ChildRunWriter:
             },
             run_name=point.run_name,
         )
-        self._created[point.key] = run.info.run_id
+        with self._lock:
+            self._created[point.key] = run.info.run_id
         return run.info.run_id
 
     def _write(self, record: PointRecord, live: bool) -> None:
@@ -233,4 +270,6 @@ class ChildRunWriter:
         end = result.finished_ms if result is not None else int(time.time() * 1000)
         client.set_terminated(run_id, status=status, end_time=end)
         if result is not None:
-            self._written.add(record.point.key)
+            with self._lock:
+                self._written.add(record.point.key)
+                self.written += 1

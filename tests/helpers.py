@@ -7,24 +7,19 @@ import contextlib
 import copy
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
+from bench.services import VENV_BIN, MlflowServer, PostgresServer, free_port
+
+__all__ = ["VENV_BIN", "MlflowServer", "PostgresServer", "free_port"]
+
 ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cli(
@@ -157,68 +152,6 @@ class RayNode:
                 return
             try:
                 self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
-
-
-class MlflowServer:
-    """``mlflow server`` on loopback with a SQLite backend and proxied artifact storage."""
-
-    def __init__(
-        self, folder: Path, port: int | None = None, command: list[str] | None = None
-    ) -> None:
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.command = command or [
-            str(VENV_BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-        ]
-        self.process: subprocess.Popen | None = None
-        self.start()
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 120) -> None:
-        log = self.folder / "server.log"
-        self.process = subprocess.Popen(
-            self.command,
-            cwd=self.folder,
-            stdout=log.open("a"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.uri}/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        raise TimeoutError(f"mlflow server not healthy after {timeout}s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=30)

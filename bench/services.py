@@ -1,0 +1,151 @@
+"""Real services on loopback for the benchmark and the tests: PostgreSQL from the machine's
+server binaries and ``mlflow server`` (SQLite or PostgreSQL behind it), each a process of its own
+on a free port."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_bin() -> Path:
+    """The newest PostgreSQL server binaries on the machine (``initdb``, ``pg_ctl``)."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
+    )
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise RuntimeError("no PostgreSQL server binaries (initdb) on this machine")
+    return Path(initdb).parent
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of its own on a free loopback port, with a database ``mlflow``.
+
+    As root, the server runs as the ``postgres`` system user (PostgreSQL refuses root), in a
+    folder of its own under the system's temporary folder; :meth:`stop` removes it.
+    """
+
+    def __init__(self, database: str = "mlflow") -> None:
+        self.bin = postgres_bin()
+        self.folder = Path(tempfile.mkdtemp(prefix="regsweep-pg-"))
+        self.data = self.folder / "data"
+        self.port = free_port()
+        self.database = database
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 "
+            f"-c unix_socket_directories={self.folder} -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w",
+            "start",
+        )  # fmt: skip
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, cwd=self.folder, timeout=120)
+
+    @property
+    def uri(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class MlflowServer:
+    """``mlflow server`` on loopback with proxied artifact storage and a SQLite backend in
+    ``folder`` (or ``backend``, e.g. a :class:`PostgresServer`'s URI)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        port: int | None = None,
+        command: list[str] | None = None,
+        *,
+        backend: str | None = None,
+        workers: int = 1,
+    ) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.command = command or [
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            backend or f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+        ]
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 180) -> None:
+        log = self.folder / "server.log"
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=self.folder,
+            stdout=log.open("a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.uri}/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        raise TimeoutError(f"mlflow server not healthy after {timeout}s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
