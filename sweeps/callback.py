@@ -31,8 +31,14 @@ class ResultsToMLflow(Callback):
         # is done); the writer's thread and lock cannot be pickled
         return {}
 
+    def points(self, trial: Any) -> list[TrainingPoint]:
+        """A trial's trainings: in its config (a search's trials) or one of the grid's packs."""
+        if "points" in trial.config:
+            return [TrainingPoint(**fields) for fields in trial.config["points"]]
+        return self.packs[trial.config["pack"]]
+
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        by_key = {p.key: p for p in self.packs[trial.config["pack"]]}
+        by_key = {p.key: p for p in self.points(trial)}
         for item in result.pop(POINTS, []):  # Tune keeps last_result: keep it small
             self.writer.submit(PointRecord(by_key[item.key], result=item))
             self.progress.point_done(diverged=item.diverged)
@@ -42,7 +48,7 @@ class ResultsToMLflow(Callback):
         self.progress.note(f"retrying trial {trial.trial_id} ({_last_error_line(trial)})")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        points = self.packs[trial.config["pack"]]
+        points = self.points(trial)
         message = _last_error_line(trial)
         for point in points:
             self.writer.submit(PointRecord(point, error=message))

@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sweeps.config import expand, load_data, read_config
+    from sweeps.config import expand, load_data, read_config, searched
 
     config, _, text = read_config(args.config, args.set, args.register)
     data = load_data(config.dataset)
@@ -207,6 +207,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             client, config, text, len(points), resume_from=previous, data=data
         )
         keys = {p.key for p in points}
+        if searched(config):  # a search's trainings are known as it goes: count all done
+            keys |= sweep.done_keys
         done_before = len(sweep.done_keys & keys)
         unit = "trainings" if len(config.dataset.split.folds) > 1 else "points"
         print(
@@ -224,7 +226,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         from sweeps.progress import Progress
 
-        progress = Progress(config.name, len(points), already=done_before, unit=unit)
+        progress = Progress(config.name, len(keys), already=done_before, unit=unit)
         progress.start()
         outcome = runner.run_points(
             config,
@@ -250,7 +252,9 @@ def _finish_run(args, config, client, sweep, points, outcome, data) -> int:
     try:
         parent = client.get_run(sweep.run_id)
         frame = results.child_frame(client, parent)
-        missing = len({p.key for p in points} - results.complete_keys(frame))
+        # a search's trainings are the initial ones and whatever it asked for (each has a run)
+        wanted = {p.key for p in points} | set(frame["key"].dropna())
+        missing = len(wanted - results.complete_keys(frame))
         aggregated = curves.aggregate(frame)
         summaries = [
             curves.summarize(c, config.select) for c in curves.curves_of(aggregated).values()
@@ -258,8 +262,15 @@ def _finish_run(args, config, client, sweep, points, outcome, data) -> int:
         refits = []
         if summaries and not (missing or stopped or args.no_refit):
             refits = _refit(config, client, sweep, data, summaries)
+        best = curves.best_per_curve(aggregated, config.select)
+        results.store_table(client, sweep.run_id, frame)
         tracking.finish_sweep(
-            sweep, missing=missing, interrupted=outcome.interrupted, error=outcome.error
+            sweep,
+            missing=missing,
+            interrupted=outcome.interrupted,
+            error=outcome.error,
+            done=len(points) - missing,
+            best_dev_cost=best[metrics.DEV_COST].min() if len(best) else None,
         )
     except Exception as error:  # the store went away for good (the writer said so above)
         raise SweepError(
@@ -275,7 +286,6 @@ def _finish_run(args, config, client, sweep, points, outcome, data) -> int:
         + (f", {outcome.trial_retries} trial retries" if outcome.trial_retries else "")
         + (f", {outcome.writer_retries} MLflow retries" if outcome.writer_retries else "")
     )
-    best = curves.best_per_curve(aggregated, config.select)
     if not best.empty:
         print(f"lowest mean {config.select} per curve (over folds and seeds):")
         print(results.format_table(best))
@@ -337,13 +347,26 @@ def describe_points(config, points) -> str:
 def _print_dry_run(config, points, data) -> int:
     import pandas as pd
 
+    from sweeps.config import curve_specs
+
+    for spec in curve_specs(config):
+        if spec.search is not None:
+            low, high = spec.bracket().low, spec.bracket().high
+            print(
+                f"{spec.name}: bracketing search from {low:g} to {high:g} "
+                f"(tol {spec.search.tol:g} decades, at most {spec.search.budget} strengths; "
+                f"the first {len(spec.initial())} below)"
+            )
     frame = pd.DataFrame([p.as_dict() for p in points]).drop(columns=["key"])
     frame = frame.dropna(axis="columns", how="all")  # no fold columns on a single split
     print(f"sweep {config.name}: {describe_points(config, points)}; {data.describe()}")
     counts = frame.groupby(["penalty", "depth", "width"], sort=False).size().rename("trainings")
     print(counts.reset_index().to_string(index=False))
     print()
-    print(frame.to_string(index=False))
+    shown = 40
+    print(frame.head(shown).to_string(index=False))
+    if len(frame) > shown:
+        print(f"... and {len(frame) - shown} more")
     return 0
 
 
@@ -355,17 +378,24 @@ def cmd_ls(args: argparse.Namespace) -> int:
     client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
     rows = []
     for parent in tracking.sweep_runs(client, args.experiment):
-        frame = results.child_frame(client, parent)
-        best = curves.best_per_curve(curves.aggregate(frame))
+        tags = parent.data.tags
+        if parent.info.status != "RUNNING" and tracking.DONE_TAG in tags:
+            # as the sweep recorded it when it ended: no need to read its runs
+            done, best_cost = int(tags[tracking.DONE_TAG]), tags.get(tracking.BEST_COST_TAG)
+            best_cost = float(best_cost) if best_cost else float("nan")
+        else:
+            frame = results.child_frame(client, parent)
+            best = curves.best_per_curve(curves.aggregate(frame))
+            done = len(results.complete_keys(frame))
+            best_cost = best[metrics.DEV_COST].min() if len(best) else float("nan")
         rows.append(
             {
-                "sweep": parent.data.tags.get(tracking.SWEEP_TAG, parent.info.run_name),
+                "sweep": tags.get(tracking.SWEEP_TAG, parent.info.run_name),
                 "run_id": parent.info.run_id,
                 "status": parent.info.status,
-                "points": f"{len(results.complete_keys(frame))}/"
-                f"{parent.data.tags.get(tracking.POINTS_TAG, '?')}",
-                # as everywhere: the best setting's mean over seeds
-                "best_dev_cost": best[metrics.DEV_COST].min() if len(best) else float("nan"),
+                "points": f"{done}/{tags.get(tracking.POINTS_TAG, '?')}",
+                # as everywhere: the lowest mean over folds and seeds of a setting
+                "best_dev_cost": best_cost,
                 "started": pd.to_datetime(parent.info.start_time, unit="ms").strftime(
                     "%Y-%m-%d %H:%M"
                 ),

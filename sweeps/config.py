@@ -51,6 +51,7 @@ from pydantic import (
 )
 
 from regcore.datasets import DATASET_NAMES, Resampled, load_resampled
+from sweeps.bracket import Bracket
 from sweeps.errors import UsageError
 from sweeps.settings import (
     MODEL_FIELDS,
@@ -172,7 +173,26 @@ class LogSpace(_Strict):
         return [10.0 ** (lo + (hi - lo) * i / (n - 1)) for i in range(n)]
 
 
-Grid = Annotated[list[Strength], Field(min_length=1)] | LogSpace
+class BracketSearch(_Strict):
+    """``{bracket: [low, high], tol: 0.1, budget: 20, start: 5}``: search the strength instead
+    of a grid (:mod:`sweeps.bracket`): start with ``start`` strengths from ``low`` to ``high``,
+    refine and extend until lambda.min and lambda.1se are bracketed within ``tol`` decades, at
+    most ``budget`` strengths per curve."""
+
+    bracket: list[Annotated[float, Field(gt=0.0, allow_inf_nan=False)]]
+    tol: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 0.1
+    budget: Annotated[Integer, Field(ge=2)] = 20
+    start: Annotated[Integer, Field(ge=2)] = 5
+
+    @field_validator("bracket")
+    @classmethod
+    def _two(cls, value: list[float]) -> list[float]:
+        if len(value) != 2 or not value[0] < value[1]:
+            raise ValueError("must be [low, high] with 0 < low < high")
+        return value
+
+
+Grid = Annotated[list[Strength], Field(min_length=1)] | LogSpace | BracketSearch
 
 
 def _grid_values(grid: Grid) -> list[float]:
@@ -193,7 +213,14 @@ class ElasticNetGrid(_Strict):
 
 
 class DropoutGrid(_Strict):
-    keep_prob: Annotated[list[KeepProb], Field(min_length=1)]
+    keep_prob: Annotated[list[KeepProb], Field(min_length=1)] | BracketSearch
+
+    @field_validator("keep_prob")
+    @classmethod
+    def _below_one(cls, value: Any) -> Any:
+        if isinstance(value, BracketSearch) and value.bracket[1] >= 1.0:
+            raise ValueError("must be [low, high] with high < 1 (the strength is 1 - keep_prob)")
+        return value
 
 
 #: what each penalty sweeps: ``lam`` (the default), ``lam`` and ``l1_ratio``, ``keep_prob``, or
@@ -365,54 +392,133 @@ def point_key(config: SweepConfig, fields: dict[str, Any]) -> str:
     )
 
 
-def expand(config: SweepConfig) -> list[TrainingPoint]:
-    """All trainings of a sweep, in a stable order (depth, width, penalty, strength, seed, repeat,
-    fold): one per point, seed and cross-validation fold.
+@dataclass(frozen=True)
+class CurveSpec:
+    """One curve of a sweep as its config asks for it: the points that differ only in strength
+    (and seed and fold). ``strengths`` are a grid's (``lam``, or ``1 - keep_prob`` for dropout;
+    ``(0,)`` for ``none``); a bracketing search has ``search`` instead (its first round is
+    :meth:`initial`)."""
 
-    ``none`` and ``dropout`` points have ``lam = 0``; points without dropout have
-    ``keep_prob = 1``; ``l1_ratio`` is the share of L1 in the penalty (0 for l2, 1 for l1).
-    Depth 0 (logistic regression) has no hidden layer and takes width 0.
+    penalty: str
+    depth: int
+    width: int
+    l1_ratio: float
+    strengths: tuple[float, ...] = ()
+    search: BracketSearch | None = None
+
+    @property
+    def name(self) -> str:
+        name = f"{self.penalty} depth={self.depth}"
+        if self.depth:
+            name += f" width={self.width}"
+        if self.penalty == "elasticnet":
+            name += f" l1_ratio={self.l1_ratio:g}"
+        return name
+
+    def bracket(self) -> Bracket:
+        """A fresh :class:`sweeps.bracket.Bracket` for this curve's search (strengths, not
+        keep_prob, for dropout)."""
+        low, high = self.search.bracket
+        if self.penalty == "dropout":
+            low, high = 1.0 - high, 1.0 - low
+        return Bracket(low, high, self.search.tol, self.search.budget, self.search.start)
+
+    def initial(self) -> list[float]:
+        """The strengths trained before any result: the grid, or the search's first round."""
+        return self.bracket().first_round() if self.search else list(self.strengths)
+
+    def trainings(self, config: SweepConfig, strength: float) -> list[TrainingPoint]:
+        """The trainings of one strength: one per seed and cross-validation fold."""
+        dropout = self.penalty == "dropout"
+        knob = dict(
+            penalty=self.penalty,
+            lam=0.0 if dropout else strength,
+            l1_ratio=self.l1_ratio,
+            # 12 significant digits: 1 - (1 - 0.7) is 0.7 again, not 0.7000000000000001
+            keep_prob=float(f"{1.0 - strength:.12g}") if dropout else 1.0,
+            depth=self.depth,
+            width=self.width,
+        )
+        out = []
+        for seed in config.search.seeds:
+            for repeat, fold in config.dataset.split.folds:
+                fields = dict(knob, seed=seed, fold=fold, repeat=repeat)
+                out.append(TrainingPoint(**fields, key=point_key(config, fields)))
+        return out
+
+
+def curve_specs(config: SweepConfig) -> list[CurveSpec]:
+    """The curves of a sweep, in a stable order (depth, width, penalty, l1_ratio).
+
+    ``l1_ratio`` is the share of L1 in the penalty (0 for l2, 1 for l1); ``none`` is a curve of
+    one strength, 0. Depth 0 (logistic regression) has no hidden layer and takes width 0.
     """
     search = config.search
     widths = search.widths or [config.model.width]
-    penalties = search.penalties
-    knobs: list[tuple[str, float, float, float]] = []  # penalty, lam, l1_ratio, keep_prob
+    kinds: list[tuple[str, float, Any]] = []  # penalty, l1_ratio, grid or search
     for penalty in PENALTY_NAMES:
-        grid = getattr(penalties, penalty)
+        grid = getattr(search.penalties, penalty)
         if grid is None:
             continue
         if penalty == "none":
-            knobs.append(("none", 0.0, 0.0, 1.0))
+            kinds.append(("none", 0.0, (0.0,)))
         elif penalty == "dropout":
-            knobs += [("dropout", 0.0, 0.0, kp) for kp in sorted(set(grid.keep_prob), reverse=True)]
-        elif penalty == "elasticnet":
-            knobs += [
-                ("elasticnet", lam, ratio, 1.0)
-                for lam in sorted(set(_grid_values(grid.lam)))
-                for ratio in sorted(set(grid.l1_ratio))
-            ]
+            values = grid.keep_prob
+            if isinstance(values, BracketSearch):
+                kinds.append(("dropout", 0.0, values))
+            else:
+                kinds.append(
+                    ("dropout", 0.0, tuple(1.0 - kp for kp in sorted(set(values), reverse=True)))
+                )
         else:
-            ratio = 1.0 if penalty == "l1" else 0.0
-            knobs += [(penalty, lam, ratio, 1.0) for lam in sorted(set(_grid_values(grid.lam)))]
-    points = []
+            ratios = (
+                sorted(set(grid.l1_ratio))
+                if penalty == "elasticnet"
+                else [1.0 if penalty == "l1" else 0.0]
+            )
+            for ratio in ratios:
+                if isinstance(grid.lam, BracketSearch):
+                    kinds.append((penalty, ratio, grid.lam))
+                else:
+                    kinds.append((penalty, ratio, tuple(sorted(set(_grid_values(grid.lam))))))
+    specs = []
     for depth in sorted(search.depths):
         for width in [0] if depth == 0 else sorted(widths):
-            for penalty, lam, ratio, keep_prob in knobs:
-                for seed in search.seeds:
-                    for repeat, fold in config.dataset.split.folds:
-                        fields = dict(
-                            penalty=penalty,
-                            lam=lam,
-                            l1_ratio=ratio,
-                            keep_prob=keep_prob,
-                            depth=depth,
-                            width=width,
-                            seed=seed,
-                            fold=fold,
-                            repeat=repeat,
-                        )
-                        points.append(TrainingPoint(**fields, key=point_key(config, fields)))
-    return points
+            for penalty, ratio, grid in kinds:
+                searched = isinstance(grid, BracketSearch)
+                specs.append(
+                    CurveSpec(
+                        penalty,
+                        depth,
+                        width,
+                        ratio,
+                        () if searched else grid,
+                        grid if searched else None,
+                    )
+                )
+    return specs
+
+
+def expand(config: SweepConfig) -> list[TrainingPoint]:
+    """All trainings a sweep starts with, in a stable order (depth, width, penalty, strength,
+    seed, repeat, fold): one per point, seed and cross-validation fold. A grid's curves are all
+    here; a bracketing search's curves only with their first round (the search proposes the
+    rest as results arrive: :mod:`sweeps.searcher`).
+
+    ``none`` and ``dropout`` points have ``lam = 0``; points without dropout have
+    ``keep_prob = 1``; ``l1_ratio`` is the share of L1 in the penalty (0 for l2, 1 for l1).
+    """
+    return [
+        point
+        for spec in curve_specs(config)
+        for strength in spec.initial()
+        for point in spec.trainings(config, strength)
+    ]
+
+
+def searched(config: SweepConfig) -> bool:
+    """Whether a sweep has a bracketing search (its trainings are not all known upfront)."""
+    return any(spec.search is not None for spec in curve_specs(config))
 
 
 # --- reading and validating ------------------------------------------------------------------
@@ -466,7 +572,18 @@ def _is_union_tag(part: Any) -> bool:
     """Pydantic names union members in error paths (``list[...]``, ``LogSpace``); users don't."""
     return isinstance(part, str) and (
         part.startswith(("list[", "tuple[", "function-", "constrained-", "literal["))
-        or part in ("LogSpace", "int", "float", "str", "bool", "NoGrid", "TrainDevTest", "KFold")
+        or part
+        in (
+            "LogSpace",
+            "BracketSearch",
+            "int",
+            "float",
+            "str",
+            "bool",
+            "NoGrid",
+            "TrainDevTest",
+            "KFold",
+        )
     )
 
 

@@ -118,6 +118,13 @@ def _fold_labels(frame: pd.DataFrame) -> pd.Series:
     return repeat + "/" + frame["fold"].astype("Int64").fillna(-1).astype(int).astype(str)
 
 
+def cv_stats(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """cv.glmnet's ``cvm`` and ``cvsd`` of one strength's trainings (module rules)."""
+    group = pd.Series(np.zeros(len(values), dtype=np.intp))
+    mean, se = _weighted_stats(pd.Series(values, dtype=float), pd.Series(weights), group, 1)
+    return float(mean[0]), float(se[0])
+
+
 def _weighted_stats(
     values: pd.Series, weight: pd.Series, group: pd.Series, n_groups: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -167,6 +174,7 @@ class CurveSummary:
     verdict: str
     disagreement: str | None = None
     strengths: list[dict] = field(default_factory=list)
+    bracket: dict | None = None  # a bracketing search's final brackets (sweeps.bracket)
 
     @property
     def best_mean(self) -> float:

@@ -20,6 +20,7 @@ from sweeps.settings import strength_axis, strength_name
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 TRAIN, DEV, TEST = "#0072B2", "#D55E00", "#009E73"
 VARIANCE_SHADE, BIAS_SHADE = "#E69F00", "#56B4E9"
+BRACKET_SHADE = "#999999"
 
 plt.rcParams.update(
     {
@@ -93,9 +94,14 @@ def _mark_best(ax, summary: CurveSummary) -> None:
     ax.axvline(summary.best_strength, color="black", lw=1.1)
     if summary.strength_1se != summary.best_strength:
         ax.axvline(summary.strength_1se, color="black", lw=1.1, ls="--")
+    bracket = summary.bracket or {}
+    if bracket.get("min"):
+        ax.axvspan(*bracket["min"], color=BRACKET_SHADE, alpha=0.35, lw=0)
+    if bracket.get("one_se"):
+        ax.axvspan(*bracket["one_se"], color=BRACKET_SHADE, alpha=0.2, lw=0, hatch="//")
 
 
-def _tradeoff_legend(fig) -> None:
+def _tradeoff_legend(fig, columns: int) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -103,12 +109,16 @@ def _tradeoff_legend(fig) -> None:
         Line2D([], [], color=TRAIN, marker="o", ms=3.5, label="training set (loss / error)"),
         Line2D([], [], color=DEV, marker="o", ms=3.5, label="dev set (cost / error)"),
         Line2D([], [], color="#555555", ls=":", label="same model without penalty"),
-        Line2D([], [], color="black", label="best strength (lowest dev cost)"),
-        Line2D([], [], color="black", ls="--", label="1-SE rule"),
+        Line2D([], [], color="black", label="lambda.min (lowest mean)"),
+        Line2D([], [], color="black", ls="--", label="lambda.1se (1-SE rule)"),
         Patch(color=VARIANCE_SHADE, alpha=0.25, label="high variance (overfitting)"),
         Patch(color=BIAS_SHADE, alpha=0.3, label="high bias (underfitting)"),
+        Patch(color=BRACKET_SHADE, alpha=0.35, label="search's bracket of lambda.min"),
+        Patch(
+            facecolor=BRACKET_SHADE, alpha=0.2, hatch="//", label="search's bracket of lambda.1se"
+        ),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, 2 * columns), frameon=False)
 
 
 def _per_layer(ax, curve: pd.DataFrame, prefix: str, label) -> None:
@@ -172,12 +182,12 @@ def tradeoff_figure(
         )
         bottom.set_xlabel(strength_axis(penalty))
     fig.suptitle(
-        f"Bias-variance trade-off, {penalty} (mean over seeds, band = 1 SE)",
+        f"Bias-variance trade-off, {penalty}\n(mean over folds and seeds, band = 1 SE)",
         x=0.01,
         ha="left",
         fontsize=11,
     )
-    _tradeoff_legend(fig)
+    _tradeoff_legend(fig, n)
 
     fig.savefig(path)
     plt.close(fig)

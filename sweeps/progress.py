@@ -78,6 +78,11 @@ class Progress:
             when = now if self._first is None else self._first[0]
             self._first = (when, self.done + self.failed + count)
 
+    def add(self, count: int) -> None:
+        """More trainings to do (a search's next round)."""
+        with self._lock:
+            self.total += count
+
     def point_done(self, *, diverged: bool = False) -> None:
         with self._lock:
             self._arrived(1)

@@ -37,9 +37,9 @@ import regcore
 from regcore import DivergenceWarning, fit_many, metrics
 from regcore.datasets import Resampled
 from sweeps import tracking
-from sweeps.config import SweepConfig, TrainingPoint, expand
-from sweeps.curves import CurveSummary, at_strength
-from sweeps.settings import CURVE_KEYS, strength
+from sweeps.config import SweepConfig, TrainingPoint, curve_specs
+from sweeps.curves import CurveSummary
+from sweeps.settings import strength
 from sweeps.trainable import estimator_for
 from sweeps.trial_result import step_metrics
 
@@ -75,21 +75,16 @@ class Refit:
 
 def plan(config: SweepConfig, summaries: list[CurveSummary]) -> list[Refit]:
     """The refits of every curve: lambda.min and lambda.1se, at the sweep's first seed."""
-    points = [p for p in expand(config) if p.fold in (None, 0) and not p.repeat]
-    frame = pd.DataFrame([dataclasses.asdict(p) | {"strength": p.strength} for p in points])
-    seed = config.search.seeds[0]
+    specs = {(s.penalty, s.depth, s.width, s.l1_ratio): s for s in curve_specs(config)}
     refits = []
     for summary in summaries:
+        spec = specs[(summary.penalty, summary.depth, summary.width, summary.l1_ratio)]
         for rule, value in (
             ("lambda.min", summary.best_strength),
             ("lambda.1se", summary.strength_1se),
         ):
-            rows = frame[(frame["seed"] == seed)]
-            for key in CURVE_KEYS:
-                rows = rows[rows[key] == getattr(summary, key)]
-            row = at_strength(rows, value).iloc[0]
-            fields = {f.name: row[f.name] for f in dataclasses.fields(TrainingPoint)}
-            point = TrainingPoint(**{**fields, "fold": None, "repeat": None})
+            first = spec.trainings(config, value)[0]  # the first seed, fold 0
+            point = dataclasses.replace(first, fold=None, repeat=None)
             refits.append(Refit(summary, rule, point))
     return refits
 

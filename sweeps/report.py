@@ -11,6 +11,7 @@ the tag ``regsweep.best = true``. The rules behind best, lambda.1se and the shad
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import json
 import tempfile
@@ -82,6 +83,17 @@ def _pictures(
     return out
 
 
+def _brackets(client: Any, parent: Any) -> dict[str, dict]:
+    """A bracketing search's final brackets per curve name (``brackets.json`` on the parent
+    run), or none for a grid."""
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = client.download_artifacts(parent.info.run_id, "brackets.json", folder)
+            return json.loads(Path(path).read_text())
+    except Exception:  # a grid's sweep has no brackets
+        return {}
+
+
 def png_tag(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
@@ -107,6 +119,8 @@ def _summary_table(summaries: list[curve_rules.CurveSummary], references: dict) 
             row["test error"] = s.test_error
         row["no penalty: dev cost"] = references.get((s.depth, s.width), np.nan)
         row["trainings per strength"] = s.folds * s.seeds
+        if s.bracket:
+            row["search"] = _bracket_text(s.bracket)
         verdict = s.verdict
         if s.unexplained:
             shown = ", ".join(f"{v:.3g}" for v in s.unexplained)
@@ -116,6 +130,16 @@ def _summary_table(summaries: list[curve_rules.CurveSummary], references: dict) 
         row["verdict"] = verdict
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _bracket_text(bracket: dict) -> str:
+    parts = [f"{bracket['strengths']} strengths in {bracket['rounds']} rounds"]
+    for name, label in (("min", "lambda.min"), ("one_se", "lambda.1se crossing")):
+        if bracket.get(name):
+            parts.append(f"{label} in [{bracket[name][0]:.3g}, {bracket[name][1]:.3g}]")
+    if not bracket.get("done"):
+        parts.append("stopped before the search ended")
+    return "; ".join(parts)
 
 
 def selection_text(metric: str, folds: int, repeats: int, seeds: int) -> str:
@@ -198,7 +222,11 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
 
     from sweeps import plots
 
-    summaries = {key: curve_rules.summarize(c, config.select) for key, c in curves.items()}
+    brackets = _brackets(client, parent)
+    summaries = {}
+    for key, curve in curves.items():
+        summary = curve_rules.summarize(curve, config.select)
+        summaries[key] = dataclasses.replace(summary, bracket=brackets.get(summary.name))
     references = {}  # the no-penalty dev cost per (depth, width), for the table
     for depth, width in {(s.depth, s.width) for s in summaries.values()}:
         level = curve_rules.reference_levels(aggregated, depth, width)
@@ -252,7 +280,7 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     (out / "report.html").write_text(_html(name, summary, table, refits, figures))
-    _tag_best_runs(client, frame, ordered)
+    _tag_best_runs(client, parent, frame, ordered)
     client.log_artifacts(parent.info.run_id, str(out), "report")
     return out
 
@@ -294,14 +322,21 @@ def _html(
 
 
 def _tag_best_runs(
-    client: Any, frame: pd.DataFrame, summaries: list[curve_rules.CurveSummary]
+    client: Any, parent: Any, frame: pd.DataFrame, summaries: list[curve_rules.CurveSummary]
 ) -> None:
+    """``regsweep.best = true`` on the runs at each curve's lambda.min, ``false`` on runs that
+    had it before and no longer do (asked of the store: a stored table's tags may be older)."""
     best_ids: set[str] = set()
     for s in summaries:
         chosen = curve_rules.at_strength(curve_rules.curve_rows(frame, s), s.best_strength)
         best_ids.update(chosen["run_id"])
-    for run_id, was_best in zip(frame["run_id"], frame["best"], strict=True):
-        if run_id in best_ids and was_best != "true":
-            client.set_tag(run_id, tracking.BEST_TAG, "true")
-        elif run_id not in best_ids and was_best == "true":
-            client.set_tag(run_id, tracking.BEST_TAG, "false")
+    marked = tracking.search_all(
+        client,
+        [parent.info.experiment_id],
+        f"{tracking.children_filter(parent.info.run_id)} and tags.`{tracking.BEST_TAG}` = 'true'",
+    )
+    previous = {run.info.run_id for run in marked}
+    for run_id in best_ids - previous:
+        client.set_tag(run_id, tracking.BEST_TAG, "true")
+    for run_id in previous - best_ids:
+        client.set_tag(run_id, tracking.BEST_TAG, "false")

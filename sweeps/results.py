@@ -1,7 +1,16 @@
-"""A sweep's child runs as a pandas table, and the per-group summaries built from it."""
+"""A sweep's child runs as a pandas table.
+
+A running sweep's table is read from MLflow (one paged search of its child runs' params, final
+metrics and tags, never their histories). When a sweep ends, the driver stores the table on the
+parent run (``points.parquet``, tag ``regsweep.table``): ``ls``, ``show``, ``report`` and
+``compare`` then read that one file instead (a 10,000-point sweep in about a second). A resumed
+sweep is searched again until it ends and writes a new table.
+"""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,14 +28,42 @@ TAGS = {
 }
 
 
-def child_frame(client: Any, parent: Any) -> pd.DataFrame:
+TABLE = "points.parquet"
+
+
+def child_frame(client: Any, parent: Any, *, search: bool = False) -> pd.DataFrame:
     """One row per child run of ``parent``: params, final metrics, status and tags.
 
-    Read with ``mlflow.search_runs`` (pandas output) on the client's tracking URI. Columns:
-    the child-run params (numeric ones as numbers), every final metric by its metric name,
-    ``status``, ``run_id``, ``key``, ``diverged`` (bool), ``node`` and ``strength``
-    (lam, or ``1 - keep_prob`` for dropout).
+    From the table the sweep stored when it ended, else (or with ``search``) from a search of
+    its child runs. Columns: the child-run params (numeric ones as numbers), every final metric
+    by its metric name, ``status``, ``run_id``, ``key``, ``diverged`` (bool), ``node`` and
+    ``strength`` (lam, or ``1 - keep_prob`` for dropout).
     """
+    if not search and parent.info.status != "RUNNING" and tracking.TABLE_TAG in parent.data.tags:
+        stored = _stored_table(client, parent.info.run_id)
+        if stored is not None and len(stored) == int(parent.data.tags[tracking.TABLE_TAG]):
+            return stored
+    return _searched_table(client, parent)
+
+
+def store_table(client: Any, run_id: str, frame: pd.DataFrame) -> None:
+    """Store a sweep's table (:func:`child_frame`) on its parent run, for later reads."""
+    with tempfile.TemporaryDirectory(prefix="regsweep-") as folder:
+        path = Path(folder) / TABLE
+        frame.to_parquet(path, index=False)
+        client.log_artifact(run_id, str(path))
+    client.set_tag(run_id, tracking.TABLE_TAG, str(len(frame)))
+
+
+def _stored_table(client: Any, run_id: str) -> pd.DataFrame | None:
+    try:
+        with tempfile.TemporaryDirectory(prefix="regsweep-") as folder:
+            return pd.read_parquet(client.download_artifacts(run_id, TABLE, folder))
+    except Exception:  # missing or unreadable: the search still answers
+        return None
+
+
+def _searched_table(client: Any, parent: Any) -> pd.DataFrame:
     import mlflow
 
     with tracking.tracking_uri(client.tracking_uri):

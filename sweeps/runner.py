@@ -19,15 +19,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from regcore.datasets import Resampled
-from sweeps.config import SweepConfig, TrainingPoint
+from sweeps.config import SweepConfig, TrainingPoint, curve_specs
 from sweeps.errors import SweepError, UsageError, first_line
 from sweeps.progress import Progress
 from sweeps.tracking import Sweep
 from sweeps.trainable import config_json, pack_trainable
 from sweeps.writer import ChildRunWriter
 
-#: the most points per trial: per-model time stops falling beyond ~16-32 (see bench/)
+#: points per trial, at most, in a sweep of few points (a pack is the unit of scheduling)
 MAX_PACK = 32
+#: a sweep of many points gets at most this many trials per slot: larger packs, since Ray Tune
+#: spends tens of milliseconds on each trial
+WAVES = 4
 #: keep one trial's activations and gradients under this many bytes
 PACK_MEMORY_BUDGET = 512 * 2**20
 #: elementwise work per hidden activation, in matrix multiply-adds (fitted to bench/ timings)
@@ -66,7 +69,8 @@ def plan_packs(
     """Group points that share an architecture into packs, one trial each, longest first.
 
     ``execution.pack_size: auto``: each architecture is cut into packs of at most
-    :data:`MAX_PACK` points (and :data:`PACK_MEMORY_BUDGET` bytes); then the most expensive pack
+    :data:`MAX_PACK` points, or of an even share of :data:`WAVES` trials per slot when that is
+    more (and within :data:`PACK_MEMORY_BUDGET` bytes); then the most expensive pack
     is halved while it alone would take longer than an even share of all the work per slot.
     Packs are returned in decreasing estimated cost, so that the longest start first and the
     slots finish together. An integer ``pack_size`` fixes the size (1 = one point per trial).
@@ -77,14 +81,15 @@ def plan_packs(
     setting = config.execution.pack_size
     unit = {key: point_cost(config, group[0], n_features, n_train) for key, group in groups.items()}
     packs: list[list[TrainingPoint]] = []
+    most = max(MAX_PACK, math.ceil(len(points) / (max(1, slots) * WAVES)))
     for group in groups.values():
         if setting == "auto":
             memory_cap = PACK_MEMORY_BUDGET // _bytes_per_model(config, group[0], n_train)
-            size = max(1, min(MAX_PACK, memory_cap))
+            size = max(1, min(most, memory_cap))
         else:
             size = setting
         packs += _split(group, math.ceil(len(group) / size))
-    if setting == "auto":
+    if setting == "auto" and packs:
         share = sum(unit[(p.depth, p.width)] for p in points) / max(1, slots)
 
         def cost(pack: list[TrainingPoint]) -> float:
@@ -267,12 +272,22 @@ def run_points(
     todo = [p for p in points if p.key not in sweep.done_keys]
     skipped = len(points) - len(todo)
     writer = ChildRunWriter(
-        sweep, config, data.fold_sizes(), writers=writers_for(config, sweep.client.tracking_uri)
+        sweep,
+        config,
+        data.fold_sizes(),
+        writers=writers_for(config, sweep.client.tracking_uri),
+        note=progress.note,
     )
     interrupted, error = False, None
     failed_before, done_before = progress.failed, progress.done
-    callback = None
-    if todo:
+    callback = searcher = None
+    specs = [spec for spec in curve_specs(config) if spec.search is not None]
+    if specs:  # the searched curves' trainings all come from the search, as results arrive
+        searched = {
+            p.key for spec in specs for s in spec.initial() for p in spec.trainings(config, s)
+        }
+        todo = [p for p in todo if p.key not in searched]
+    if todo or specs:
         packs = plan_packs(config, todo, slots, len(data.folds[0].train), data.n_features)
         trainable = tune.with_parameters(
             pack_trainable,
@@ -280,18 +295,34 @@ def run_points(
             packs=[[p.as_dict() for p in pack] for pack in packs],
         )
         trainable = tune.with_resources(trainable, {"cpu": config.execution.cpus_per_trial})
+        tune_config = dict(
+            max_concurrent_trials=slots,
+            # on several nodes, a fresh actor per trial: with reuse, Tune hands trials to
+            # cached actors and kills the ones still starting elsewhere (slow imports), so
+            # remote nodes sit idle; on one node, reuse saves each trial's start-up
+            reuse_actors=nodes == 1,
+            trial_name_creator=lambda trial: f"pack-{trial.config['pack']}",
+            trial_dirname_creator=lambda trial: f"pack-{trial.trial_id}",
+        )
+        if specs:
+            from sweeps.searcher import SweepSearcher
+
+            searcher = SweepSearcher(
+                config,
+                packs,
+                specs,
+                known_outcomes(sweep, config),
+                data.fold_sizes(),
+                added=progress.add,
+            )
+            param_space: dict = {}
+            tune_config.update(search_alg=searcher, num_samples=-1)
+        else:
+            param_space = {"pack": tune.grid_search(list(range(len(packs))))}
         tuner = tune.Tuner(
             trainable,
-            param_space={"pack": tune.grid_search(list(range(len(packs))))},
-            tune_config=TuneConfig(
-                max_concurrent_trials=slots,
-                # on several nodes, a fresh actor per trial: with reuse, Tune hands trials to
-                # cached actors and kills the ones still starting elsewhere (slow imports), so
-                # remote nodes sit idle; on one node, reuse saves each trial's start-up
-                reuse_actors=nodes == 1,
-                trial_name_creator=lambda trial: f"pack-{trial.config['pack']}",
-                trial_dirname_creator=lambda trial: f"pack-{trial.config['pack']}-{trial.trial_id}",
-            ),
+            param_space=param_space,
+            tune_config=TuneConfig(**tune_config),
             run_config=RunConfig(
                 name=f"{config.name}-{config.config_hash[:8]}",
                 storage_path=storage_path or config.execution.storage_path,
@@ -310,13 +341,20 @@ def run_points(
             error = first_line(failure, with_type=True)
             progress.note(f"the sweep stopped: {error}")
     if writer.pending:
-        progress.note(f"writing {writer.pending} results to MLflow ...")
+        on_disk = len(writer.backlog) if writer.backlog.spilled_total else 0
+        progress.note(
+            f"writing {writer.pending} results to MLflow"
+            + (f" (some of them from disk, {writer.backlog.spill_path})" if on_disk else "")
+            + " ..."
+        )
     unwritten = writer.close(WRITER_DRAIN_SECONDS)
     if unwritten:
         progress.note(
             f"{unwritten} results could not be written to MLflow ({writer.last_error}); "
             "they will be trained again with --resume"
         )
+    if searcher is not None:
+        sweep.client.log_dict(sweep.run_id, searcher.brackets(), "brackets.json")
     return SweepOutcome(
         trained=progress.done - done_before,
         skipped=skipped,
@@ -328,6 +366,20 @@ def run_points(
         interrupted=interrupted,
         error=error,
     )
+
+
+def known_outcomes(sweep: Sweep, config: SweepConfig) -> dict[str, tuple[float, float]]:
+    """The selection metric and weight (n_dev) of every complete training a resumed sweep
+    holds, by key: where a bracketing search starts from (none for a new sweep)."""
+    if not sweep.done_keys:
+        return {}
+    from sweeps.results import child_frame, complete_keys
+
+    frame = child_frame(sweep.client, sweep.client.get_run(sweep.run_id), search=True)
+    done = frame[frame["key"].isin(complete_keys(frame))]
+    values = done[config.select].where(~done["diverged"], math.inf).fillna(math.inf)
+    weights = done["n_dev"].fillna(1).astype(float)
+    return dict(zip(done["key"], zip(values, weights, strict=True), strict=True))
 
 
 def shutdown_ray() -> None:

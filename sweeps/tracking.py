@@ -46,6 +46,9 @@ ERROR_TAG = "regsweep.error"
 BEST_TAG = "regsweep.best"
 MISSING_TAG = "regsweep.missing"
 SPLIT_TAG = "regsweep.split"
+TABLE_TAG = "regsweep.table"  # the rows of the table a sweep stored when it ended
+DONE_TAG = "regsweep.done"  # trainings complete when it ended
+BEST_COST_TAG = "regsweep.best_dev_cost"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # the UI's "Machine learning" view
 
@@ -402,14 +405,28 @@ def mlflow_param(key: str, value: str):
 
 
 def finish_sweep(
-    sweep: Sweep, *, missing: int, interrupted: bool = False, error: str | None = None
+    sweep: Sweep,
+    *,
+    missing: int,
+    interrupted: bool = False,
+    error: str | None = None,
+    done: int | None = None,
+    best_dev_cost: float | None = None,
 ) -> None:
     """Close the parent run: FINISHED when every point has a complete child run, KILLED when
-    interrupted, FAILED otherwise (with the error, if the sweep stopped on one)."""
+    interrupted, FAILED otherwise (with the error, if the sweep stopped on one). ``done`` and
+    ``best_dev_cost`` are what ``sweeps ls`` shows of it from then on."""
+    from mlflow.entities import RunTag
+
     status = "KILLED" if interrupted else ("FAILED" if missing or error else "FINISHED")
-    sweep.client.set_tag(sweep.run_id, MISSING_TAG, str(missing))
+    tags = [RunTag(MISSING_TAG, str(missing))]
     if error:
-        sweep.client.set_tag(sweep.run_id, ERROR_TAG, error[:5000])
+        tags.append(RunTag(ERROR_TAG, error[:5000]))
+    if done is not None:
+        tags.append(RunTag(DONE_TAG, str(done)))
+    if best_dev_cost is not None:
+        tags.append(RunTag(BEST_COST_TAG, repr(float(best_dev_cost))))
+    sweep.client.log_batch(sweep.run_id, tags=tags)
     sweep.client.set_terminated(sweep.run_id, status=status)
 
 

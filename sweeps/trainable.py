@@ -124,12 +124,14 @@ def train_pack(config: SweepConfig, points: list[TrainingPoint]) -> list[PointRe
 def pack_trainable(
     trial_config: dict[str, Any], *, config_json: str, packs: list[list[dict[str, Any]]]
 ) -> None:
-    """Ray Tune function trainable: train pack ``trial_config["pack"]`` and report its points."""
+    """Ray Tune function trainable: train the trial's points (``trial_config["points"]``, from a
+    search) or pack ``trial_config["pack"]`` of ``packs``, and report them."""
     import ray
     from ray import tune
 
     config = SweepConfig.model_validate_json(config_json)
-    points = [TrainingPoint(**fields) for fields in packs[trial_config["pack"]]]
+    given = trial_config.get("points") or packs[trial_config["pack"]]
+    points = [TrainingPoint(**fields) for fields in given]
     results = train_pack(config, points)
     node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
     results = [dataclasses.replace(result, node=node) for result in results]

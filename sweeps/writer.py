@@ -12,8 +12,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sweeps.backlog import Backlog
 from sweeps.config import SweepConfig, TrainingPoint
@@ -97,18 +99,20 @@ class ChildRunWriter:
         writers: int = 1,
         max_backoff: float = 10.0,
         backlog: Backlog | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> None:
         self.sweep, self.config, self.sizes = sweep, config, sizes
         self.max_backoff = max_backoff
         self.writer_id = uuid.uuid4().hex[:12]
         self.backlog = backlog or Backlog()
+        self._note = note or (lambda message: None)
         self._pending = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._closing = threading.Event()
         self._in_flight: set[str] = set()  # keys a thread is writing
         self._parked: dict[str, list[PointRecord]] = {}  # their later records, waiting
-        self._created: dict[str, str] = {}  # key -> run id created by this writer
+        self._created: dict[str, Any] = {}  # key -> run (info) created by this writer
         self._written: set[str] = set()  # keys whose run this writer completed
         self._known: dict[str | None, list] | None = None  # runs in the store at the start
         self._scratch = tempfile.TemporaryDirectory(prefix="regsweep-")
@@ -131,7 +135,13 @@ class ChildRunWriter:
     def submit(self, record: PointRecord) -> None:
         with self._lock:
             self._pending += 1
+        spilled = self.backlog.spilled_total
         self.backlog.put(record)
+        if spilled == 0 and self.backlog.spilled_total:
+            self._note(
+                f"MLflow is behind: results beyond {self.backlog.memory_limit / 2**20:g} MB "
+                f"now wait on disk ({self.backlog.spill_path})"
+            )
 
     def close(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for every result to be written, then stop the writers
@@ -206,8 +216,9 @@ class ChildRunWriter:
             )
         )
 
-    def _run_for(self, record: PointRecord, live: bool) -> str | None:
-        """The run to write into: ours from an earlier attempt, or a new one; None if done."""
+    def _run_for(self, record: PointRecord, live: bool) -> Any | None:
+        """The run (its info) to write into: ours from an earlier attempt, or a new one; None
+        if the point is done."""
         client, point = self.sweep.client, record.point
         with self._lock:
             if point.key in self._written:
@@ -217,8 +228,8 @@ class ChildRunWriter:
         for run in self._existing(point.key, live):
             if run.data.tags.get(WRITER_TAG) == self.writer_id:
                 with self._lock:  # created, but the reply was lost
-                    self._created[point.key] = run.info.run_id
-                return run.info.run_id
+                    self._created[point.key] = run.info
+                return run.info
             if is_complete(run):
                 return None  # written before (a resumed sweep): never replaced
             client.delete_run(run.info.run_id)  # cut off mid-write, or a failed trial: replace
@@ -234,15 +245,17 @@ class ChildRunWriter:
             run_name=point.run_name,
         )
         with self._lock:
-            self._created[point.key] = run.info.run_id
-        return run.info.run_id
+            self._created[point.key] = run.info
+        return run.info
 
     def _write(self, record: PointRecord, live: bool) -> None:
         from mlflow.entities import Metric, RunTag
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        run_id = self._run_for(record, live)
-        if run_id is None:
+        info = self._run_for(record, live)
+        if info is None:
             return
+        run_id = info.run_id
         client, result = self.sweep.client, record.result
         params = point_params(self.config, record.point, self.sizes)
         params = [mlflow_param(k, v) for k, v in params.items()]
@@ -266,7 +279,12 @@ class ChildRunWriter:
             path = Path(self._scratch.name) / record.point.key / "weights.npz"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(result.weights)
-            client.log_artifact(run_id, str(path))
+            # straight to the run's artifact location: client.log_artifact would first read the
+            # whole run back from the store to find it (a fifth of a write's time)
+            repository = get_artifact_repository(
+                info.artifact_uri, tracking_uri=client.tracking_uri
+            )
+            repository.log_artifact(str(path))
         end = result.finished_ms if result is not None else int(time.time() * 1000)
         client.set_terminated(run_id, status=status, end_time=end)
         if result is not None:

@@ -90,6 +90,18 @@ BAD_CONFIGS = [
     ),
     ({"register": "team/model"}, r"register: .*cannot contain '/' or ':', got 'team/model'"),
     ({"select": "test_cost"}, r"select: must be one of 'dev_cost' or 'dev_error', got 'test_cost'"),
+    (
+        {"search": {"penalties": {"l2": {"lam": {"bracket": [10, 0.1]}}}}},
+        r"search.penalties.l2.lam.bracket: must be \[low, high\] with 0 < low < high",
+    ),
+    (
+        {"search": {"penalties": {"l2": {"lam": {"bracket": [0.1, 10], "tol": 0}}}}},
+        r"search.penalties.l2.lam.tol: must be > 0, got 0",
+    ),
+    (
+        {"search": {"penalties": {"dropout": {"keep_prob": {"bracket": [0.5, 1.0]}}}}},
+        r"search.penalties.dropout.keep_prob: must be \[low, high\] with high < 1",
+    ),
     ({"execution": {"pack_size": 0}}, r"execution.pack_size: must be >= 1, got 0"),
     ({"execution": {"max_failures": -1}}, r"execution.max_failures: must be >= 0, got -1"),
     ({"name": "has space"}, r"name: must be letters, digits.*got 'has space'"),
