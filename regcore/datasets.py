@@ -424,21 +424,18 @@ def split_and_standardize(
         Scale features to zero mean and unit variance on the training part.
     """
     resampled = resample(
-        X,
-        y,
-        train=train,
-        dev=dev,
-        test=test,
-        seed=seed,
-        name=name,
-        feature_names=feature_names,
+        X, y, train=train, dev=dev, test=test, seed=seed, name=name, feature_names=feature_names
     )
+    return _single_split(resampled, standardize)
+
+
+def _single_split(resampled: Resampled, standardize: bool) -> Dataset:
+    """The one train/dev split as a :class:`Dataset`, standardized on its training part or not."""
     if standardize:
         return resampled.fold_data(0)
-    fold = resampled.folds[0]
-    ones = np.ones(X.shape[1])
+    fold, X, y = resampled.folds[0], resampled.X, resampled.y
     return Dataset(
-        name,
+        resampled.name,
         X[fold.train],
         y[fold.train],
         X[fold.dev],
@@ -446,8 +443,8 @@ def split_and_standardize(
         X[resampled.test],
         y[resampled.test],
         resampled.feature_names,
-        ones * 0.0,
-        ones,
+        np.zeros(X.shape[1]),
+        np.ones(X.shape[1]),
     )
 
 
@@ -475,20 +472,18 @@ def load_dataset(
     >>> data.X_train.shape
     (120, 2)
     """
-    X, y, names = load_raw(
-        name, n_samples=n_samples, noise=noise, path=path, target=target, seed=seed
-    )
-    return split_and_standardize(
-        X,
-        y,
+    resampled = load_resampled(
+        name,
+        n_samples=n_samples,
+        noise=noise,
+        path=path,
+        target=target,
         train=train,
         dev=dev,
         test=test,
         seed=seed,
-        standardize=standardize,
-        name=name,
-        feature_names=names,
     )
+    return _single_split(resampled, standardize)
 
 
 def load_resampled(

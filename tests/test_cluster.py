@@ -1,7 +1,8 @@
 """Cluster mode: the compose stack, and its topology run as processes on loopback (no Docker engine
-here) with the commands taken from docker-compose.yml: an MLflow server, a Ray head and a second
-Ray node, and the sweeps driver. Faults are injected for real: a worker node killed, the driver
-killed and resumed from another folder, the tracking server stopped and restarted mid-sweep."""
+here) with the commands taken from docker-compose.yml: PostgreSQL, an MLflow server on it, a Ray
+head and a second Ray node, and the sweeps driver. Faults are injected for real: a worker node
+killed, the driver killed and resumed from another folder, the tracking server stopped and
+restarted mid-sweep."""
 
 import os
 import re
@@ -17,6 +18,7 @@ from tests.helpers import (
     ROOT,
     VENV_BIN,
     MlflowServer,
+    PostgresServer,
     RayNode,
     cli,
     cli_background,
@@ -123,18 +125,24 @@ class Cluster:
             "RAY_AUTH_TOKEN": os.environ["RAY_AUTH_TOKEN"],
         }
         (folder / "mlflow").mkdir()
+        # the stack's database: a PostgreSQL server of the test's own (trusting loopback)
+        self.postgres = PostgresServer()
         port = free_port()
         mlflow_command = compose_command(
             "mlflow",
-            {**self.env, "POSTGRES_PASSWORD": "unused"},
+            {
+                **self.env,
+                "POSTGRES_USER": "postgres",
+                "POSTGRES_PASSWORD": "unused",
+                "POSTGRES_DB": self.postgres.database,
+            },
             {
                 "0.0.0.0": "127.0.0.1",
                 "5000": str(port),
                 "/data/mlartifacts": str(folder / "mlflow" / "artifacts"),
+                "@postgres:5432/": f"@127.0.0.1:{self.postgres.port}/",
             },
         )
-        backend = mlflow_command.index("--backend-store-uri") + 1
-        mlflow_command[backend] = f"sqlite:///{folder / 'mlflow' / 'mlflow.db'}"  # no Postgres here
         self.mlflow = MlflowServer(folder / "mlflow", port=port, command=mlflow_command)
         self.gcs_port = free_port()
         self.head = RayNode(
@@ -165,6 +173,7 @@ class Cluster:
         for node in (self.worker, self.head):
             node.stop(signal.SIGKILL)
         self.mlflow.stop()
+        self.postgres.stop()
 
     def rest(self, endpoint: str, **params) -> dict:
         response = requests.get(
@@ -337,13 +346,13 @@ def test_driver_killed_then_resumed_from_another_folder(cluster, tmp_path):
 
 def test_a_lost_worker_node_is_survived(cluster, tmp_path):
     """Runs last in this module: the worker node does not come back."""
-    # 12 trials of about 20 s on 4 slots: when the worker's first results reach the server,
+    # 12 trials of about 25 s on 4 slots: when the worker's first results reach the server,
     # more trials are waiting, and the worker starts its next ones (a few seconds for a fresh
     # actor); killed a little later, it dies in the middle of training them
     config = cluster_config(
         tmp_path,
         "node-lost",
-        model={"width": 32, "epochs": 30000, "log_every": 1000},
+        model={"width": 32, "epochs": 80000, "log_every": 2000},
         execution={"pack_size": 2, "max_failures": 3},
     )
     log = tmp_path / "driver.log"
