@@ -210,12 +210,26 @@ def _weight_gradient(dz, a_in, gw, gb, blas, zero):
         return
     for i in range(n_out):
         row = dz[i]
-        for j in range(n_in):
+        j = 0
+        # four inputs per pass over the row: one load of it for four products
+        while j + 4 <= n_in:
+            x0, x1, x2, x3 = a_in[j], a_in[j + 1], a_in[j + 2], a_in[j + 3]
+            t0, t1, t2, t3 = zero, zero, zero, zero
+            for s in range(row.size):
+                v = row[s]
+                t0 += v * x0[s]
+                t1 += v * x1[s]
+                t2 += v * x2[s]
+                t3 += v * x3[s]
+            gw[i, j], gw[i, j + 1], gw[i, j + 2], gw[i, j + 3] = t0, t1, t2, t3
+            j += 4
+        while j < n_in:
             inputs = a_in[j]
             total = zero
             for s in range(row.size):
                 total += row[s] * inputs[s]
             gw[i, j] = total
+            j += 1
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
