@@ -507,9 +507,17 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A tracking server's client prints two links whenever a run ends, fetching the run again
+    # to do so: 20,000 lines and a third of the write rate in a 10,000-point sweep. The sweep
+    # prints its own links once.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except (UsageError, SweepError) as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
