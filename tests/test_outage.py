@@ -11,6 +11,7 @@ import pytest
 from tests.helpers import (
     MlflowServer,
     cli_background,
+    kill_group,
     run_options,
     sweep_runs,
     wait_for_text,
@@ -29,6 +30,16 @@ def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as handle:
         fields = dict(line.split(":", 1) for line in handle)
     return int(fields["RssAnon"].split()[0]) / 1024
+
+
+def resting_mb(pid: int, samples: int = 5) -> float:
+    """The driver's memory between results: the least of a few samples 0.2 s apart (a pack's
+    results passing through lift it for a moment)."""
+    least = rss_mb(pid)
+    for _ in range(samples - 1):
+        time.sleep(0.2)
+        least = min(least, rss_mb(pid))
+    return least
 
 
 def points_done(log) -> int:
@@ -73,26 +84,30 @@ def test_an_outage_spills_to_disk_and_loses_nothing(tmp_path, ray_head):
             assert driver.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        baseline = peak = rss_mb(driver.pid)
+        baseline = resting_mb(driver.pid)
+        peak = baseline
         while points_done(log) < POINTS:
             assert driver.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             peak = max(peak, rss_mb(driver.pid))
             time.sleep(0.2)
-        for _ in range(25):  # the retries go on for a while
-            peak = max(peak, rss_mb(driver.pid))
-            time.sleep(0.2)
+        settled = resting_mb(driver.pid, samples=25)  # the retries go on for a while
         text = log.read_text()
         assert "MLflow is behind: results beyond 2 MB now wait on disk" in text
         spill = re.search(r"now wait on disk \((.*?)\)", text).group(1)
         spilled = os.path.getsize(spill) / 2**20
         assert spilled > 80  # most of the results are there
-        # flat: three quarters of the results came in, and the driver did not grow with them
-        assert peak - baseline < spilled / 4, (baseline, peak, spilled)
+        # flat: three quarters of the results (about 80 MB) came in and the driver holds none
+        # of them; while a pack's results pass through (unpickled, then pickled to the spill
+        # file) it briefly holds a few
+        assert settled - baseline < spilled / 8, (baseline, settled, spilled)
+        assert peak - baseline < spilled / 2, (baseline, peak, spilled)
         server.start()
         assert driver.wait(timeout=600) == 0, log.read_text()
     finally:
         server.stop()
+        if driver.poll() is None:  # a failed check above: nothing outlives the test
+            kill_group(driver)
     server.start()
     try:
         parents, children = sweep_runs(uri)
