@@ -290,11 +290,19 @@ def _output_delta(z, y, count, scale, dz, work, bits):
 
 
 @njit(cache=True, nogil=True)
-def _update(theta, grad, first, second, t, optimizer, lr, l2, decay, threshold, penalized):
+def _update(
+    theta, grad, first, second, t, optimizer, lr, constants, l2, decay, threshold, penalized
+):
     """The numpy engine's step on a run of entries: the L2 gradient, decoupled decay, the
-    optimizer, then L1's proximal step (the penalties only where ``penalized``)."""
+    optimizer, then L1's proximal step (the penalties only where ``penalized``).
+
+    ``constants``: the optimizers' betas and epsilons (:data:`regcore.compiled_engine.
+    OPTIMIZER_CONSTANTS`), an argument rather than globals, which numba would freeze into its
+    disk cache when they live in another module."""
     dtype = theta.dtype.type
-    bias1, bias2 = 1.0 / (1.0 - 0.999**t), lr / (1.0 - 0.9**t)
+    momentum_beta, rmsprop_beta, rmsprop_epsilon = constants[0], constants[1], constants[2]
+    adam_beta1, adam_beta2, adam_epsilon = constants[3], constants[4], constants[5]
+    bias1, bias2 = 1.0 / (1.0 - adam_beta2**t), lr / (1.0 - adam_beta1**t)
     for e in range(theta.size):
         g = grad[e]
         value = theta[e]
@@ -305,15 +313,15 @@ def _update(theta, grad, first, second, t, optimizer, lr, l2, decay, threshold, 
         if optimizer == GD:
             value -= g * dtype(lr)
         elif optimizer == MOMENTUM:
-            first[e] = first[e] * dtype(0.9) + g * dtype(1.0 - 0.9)
+            first[e] = first[e] * dtype(momentum_beta) + g * dtype(1.0 - momentum_beta)
             value -= first[e] * dtype(lr)
         elif optimizer == RMSPROP:
-            second[e] = second[e] * dtype(0.9) + (g * g) * dtype(1.0 - 0.9)
-            value -= g / (dtype(math.sqrt(second[e])) + dtype(1e-8)) * dtype(lr)
+            second[e] = second[e] * dtype(rmsprop_beta) + (g * g) * dtype(1.0 - rmsprop_beta)
+            value -= g / (dtype(math.sqrt(second[e])) + dtype(rmsprop_epsilon)) * dtype(lr)
         else:
-            first[e] = first[e] * dtype(0.9) + g * dtype(1.0 - 0.9)
-            second[e] = second[e] * dtype(0.999) + (g * g) * dtype(1.0 - 0.999)
-            denominator = dtype(math.sqrt(second[e] * dtype(bias1))) + dtype(1e-8)
+            first[e] = first[e] * dtype(adam_beta1) + g * dtype(1.0 - adam_beta1)
+            second[e] = second[e] * dtype(adam_beta2) + (g * g) * dtype(1.0 - adam_beta2)
+            denominator = dtype(math.sqrt(second[e] * dtype(bias1))) + dtype(adam_epsilon)
             value -= first[e] / denominator * dtype(bias2)
         if penalized and threshold != 0.0:
             magnitude = abs(value) - dtype(threshold)
@@ -339,6 +347,7 @@ def _train_model(
     activation,
     optimizer,
     lr,
+    constants,
     x_t,
     y_t,
     column,
@@ -483,6 +492,7 @@ def _train_model(
                         steps[k],
                         optimizer,
                         lr,
+                        constants,
                         l2 * scale,
                         1.0 - lr * decay * scale,
                         lr * l1 * scale,
@@ -505,6 +515,7 @@ def train_models(
     activation,
     optimizer,
     lr,
+    constants,
     x_t,
     y_t,
     columns,
@@ -535,6 +546,7 @@ def train_models(
             activation,
             optimizer,
             lr,
+            constants,
             x_t,
             y_t,
             columns[k],

@@ -6,9 +6,9 @@ update of one model in turn, its activations in cache), the models of a pack spl
 logged epochs the Python loop of :func:`regcore.training.train` computes the history row with
 numpy and freezes diverged models, as with the numpy engine.
 
-numba compiles the kernels on their first call (tens of seconds, once per dtype) and caches them
-on disk beside this module, or in numba's user cache folder where that is read-only; a process
-then loads them in a fraction of a second (:func:`warm_up` does it ahead of need).
+numba compiles the kernels on their first call (about 10 s on 2 cores, once per dtype) and
+caches them on disk beside this module, or in numba's user cache folder where that is read-only;
+a process then loads them in a fraction of a second (:func:`warm_up` does it ahead of need).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from regcore import optimizers
 from regcore.network import ParameterStack
 from regcore.penalties import PenaltyVectors
 from regcore.training_plan import ModelSettings, TrainingData, TrainingPlan
@@ -29,6 +30,17 @@ Array = np.ndarray
 
 ACTIVATION_CODES = {"relu": 0, "tanh": 1}
 OPTIMIZER_CODES = {"gd": 0, "momentum": 1, "rmsprop": 2, "adam": 3}
+#: the optimizers' constants, in the order the kernels read them
+OPTIMIZER_CONSTANTS = np.array(
+    [
+        optimizers.MOMENTUM_BETA,
+        optimizers.RMSPROP_BETA,
+        optimizers.RMSPROP_EPSILON,
+        optimizers.ADAM_BETA1,
+        optimizers.ADAM_BETA2,
+        optimizers.ADAM_EPSILON,
+    ]
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -189,6 +201,7 @@ class CompiledEngine:
             ACTIVATION_CODES[self.plan.activation],
             OPTIMIZER_CODES[self.plan.optimizer],
             float(self.plan.learning_rate),
+            OPTIMIZER_CONSTANTS,
             self.x_t,
             self.y_t,
             self.columns,
