@@ -398,37 +398,6 @@ def resample(
     return Resampled(name, X, y, names, rest, np.sort(test_rows), tuple(folds), kfold, repeats)
 
 
-def split_and_standardize(
-    X: Array,
-    y: Array,
-    *,
-    train: float = 0.6,
-    dev: float = 0.2,
-    test: float = 0.2,
-    seed: int = 0,
-    standardize: bool = True,
-    name: str = "data",
-    feature_names: tuple[str, ...] | None = None,
-) -> Dataset:
-    """Split into train/dev/test parts (fractions summing to 1) and standardize on train.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n, n_features)
-    y : ndarray of shape (n,)
-    train, dev, test : float
-        Fractions of the samples; ``train > 0`` and ``dev, test >= 0``.
-    seed : int
-        Decides the shuffle; the same seed gives the same parts.
-    standardize : bool
-        Scale features to zero mean and unit variance on the training part.
-    """
-    resampled = resample(
-        X, y, train=train, dev=dev, test=test, seed=seed, name=name, feature_names=feature_names
-    )
-    return _single_split(resampled, standardize)
-
-
 def _single_split(resampled: Resampled, standardize: bool) -> Dataset:
     """The one train/dev split as a :class:`Dataset`, standardized on its training part or not."""
     if standardize:

@@ -50,8 +50,9 @@ def compiled_available(dtype: str) -> bool:
 
         warm_up(np.dtype(dtype))
     except Exception as error:  # ImportError, numba's and LLVM's errors: all mean "not here"
-        text = str(error).strip().splitlines()
-        reason = f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
+        from regcore._validation import first_line  # it imports this module's ENGINE_NAMES
+
+        reason = first_line(error, with_type=True, limit=200)
         warnings.warn(
             f"regcore: the compiled engine is not available ({reason}); using the numpy engine",
             CompiledEngineWarning,
@@ -59,6 +60,15 @@ def compiled_available(dtype: str) -> bool:
         )
         return False
     return True
+
+
+def environment_engine() -> str:
+    """The engine ``REGCORE_ENGINE`` names (``auto`` where it is unset); ValueError naming the
+    variable for anything else."""
+    name = os.environ.get("REGCORE_ENGINE", "").strip() or "auto"
+    if name not in ENGINE_NAMES:
+        raise ValueError(f"REGCORE_ENGINE: must be one of {', '.join(ENGINE_NAMES)}, got {name!r}")
+    return name
 
 
 #: ``auto`` leaves networks with a layer of this many weights to the numpy engine: both spend
@@ -69,17 +79,17 @@ NUMPY_FROM_WEIGHTS = 128 * 128
 def resolve(name: str, plan: TrainingPlan) -> str:
     """The engine that trains ``plan``: ``numpy`` or ``compiled``.
 
-    ``auto`` is ``REGCORE_ENGINE`` where that variable names an engine (a whole process on one
-    engine: the test suite runs its oracle tests so, once per engine). Otherwise it is the
-    compiled engine wherever it is available and faster. Measured on this project's 2-core
-    machine (2 hidden layers, 180 training samples, relu, one and eight models): 1.4x to 2.4x
-    faster for layers of 16 to 64 units, even at 128 and 0.8x to 1.1x at 256, where numpy
-    multiplies all models at once on both cores; so ``auto`` takes numpy from
+    ``auto`` is ``REGCORE_ENGINE`` where that variable is set (a whole process on one engine:
+    the test suite runs its oracle tests so, once per engine; another value is an error).
+    Otherwise it is the compiled engine wherever it is available and faster. Measured on this
+    project's 2-core machine (2 hidden layers, 180 training samples, relu, one and eight
+    models): 1.4x to 2.4x faster for layers of 16 to 64 units, even at 128 and 0.8x to 1.1x at
+    256, where numpy multiplies all models at once on both cores; so ``auto`` takes numpy from
     :data:`NUMPY_FROM_WEIGHTS` weights in a layer. ``compiled`` falls back to ``numpy`` (with a
     warning) where it is not available.
     """
     if name == "auto":
-        name = os.environ.get("REGCORE_ENGINE", "auto")
+        name = environment_engine()
     if name == "numpy":
         return "numpy"
     sizes = plan.layer_sizes

@@ -76,9 +76,6 @@ PENALTIES = {
     "dropout": _none,
 }
 
-#: penalties for which ``lam`` matters
-LAM_PENALTIES = ("l2", "l1", "elasticnet", "weight_decay")
-
 
 def coefficients(penalty: str, lam: float, l1_ratio: float) -> PenaltyCoefficients:
     """The coefficients of ``penalty`` at strength ``lam``."""
