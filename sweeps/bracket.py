@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from sweeps.curves import one_se_rule
+
 #: how far past the bracket's ends an extension may go, in decades
 MAX_EXTENSION = 4.0
 #: proposals closer than this share of ``tol`` to a strength already tried are dropped
@@ -72,6 +74,7 @@ class Bracket:
         return [_strength(lo + (hi - lo) * i / (count - 1)) for i in range(count)]
 
     def record(self, strength: float, evaluation: Evaluation) -> None:
+        """What the curve's trainings at ``strength`` gave."""
         self.results[_key(strength)] = evaluation
 
     def next_round(self) -> list[float]:
@@ -89,9 +92,13 @@ class Bracket:
                 kept.append(x)
         return [_strength(x) for x in kept[:left]]
 
+    def _rule(self, xs: list[float]) -> tuple[int, int]:
+        """lambda.min and lambda.1se among ``xs`` (:func:`sweeps.curves.one_se_rule`)."""
+        evaluations = [self.results[x] for x in xs]
+        return one_se_rule([e.mean for e in evaluations], [e.se for e in evaluations])
+
     def _proposals(self, xs: list[float]) -> list[float]:
-        means = [self.results[x].mean for x in xs]
-        best = min(range(len(xs)), key=lambda i: (means[i], i))
+        best, within = self._rule(xs)
         lo_edge = math.log10(self.low) - MAX_EXTENSION
         hi_edge = math.log10(self.high) + MAX_EXTENSION
         step = self._start_spacing()
@@ -106,9 +113,6 @@ class Bracket:
                 if abs(xs[best] - neighbour) > self.tol:
                     out.append((xs[best] + neighbour) / 2)
         # lambda.1se: the crossing of min + SE to the right of the minimum
-        se = self.results[xs[best]].se
-        threshold = means[best] + (se if math.isfinite(se) else 0.0)
-        within = max(i for i in range(best, len(xs)) if means[i] <= threshold)
         if within == len(xs) - 1:
             if best != len(xs) - 1:  # (already extending right for the minimum)
                 out += self._extend(xs[-1], +1, step, hi_edge)
@@ -140,12 +144,8 @@ class Bracket:
         xs = sorted(self.results)
         if len(xs) < 2:
             return {"min": None, "one_se": None}
-        means = [self.results[x].mean for x in xs]
-        best = min(range(len(xs)), key=lambda i: (means[i], i))
+        best, within = self._rule(xs)
         around = (xs[max(best - 1, 0)], xs[min(best + 1, len(xs) - 1)])
-        se = self.results[xs[best]].se
-        threshold = means[best] + (se if math.isfinite(se) else 0.0)
-        within = max(i for i in range(best, len(xs)) if means[i] <= threshold)
         crossing = (xs[within], xs[within + 1]) if within + 1 < len(xs) else None
         return {
             "min": (_strength(around[0]), _strength(around[1])),

@@ -28,7 +28,7 @@ from sweeps import tracking
 from sweeps.errors import UsageError
 from sweeps.report import STYLE, png_tag
 from sweeps.results import child_frame
-from sweeps.settings import CURVE_KEYS
+from sweeps.settings import CURVE_KEYS, curve_name
 
 SELECTABLE = {"penalty": str, "depth": int, "width": int, "l1_ratio": float}
 
@@ -89,7 +89,7 @@ def _selected_curves(
             f"SWEEP_OR_GROUP: {selection.text!r} selects only 'none' runs (no strength)"
         )
     return [
-        (f"{name} · {curve_rules.curve_name(**dict(zip(CURVE_KEYS, key, strict=True)))}", curve)
+        (f"{name} · {curve_name(**dict(zip(CURVE_KEYS, key, strict=True)))}", curve)
         for key, curve in found.items()
     ]
 

@@ -60,6 +60,7 @@ from sweeps.settings import (
     Integer,
     NonNegativeInt,
     PositiveInt,
+    curve_name,
     strength,
 )
 
@@ -408,12 +409,8 @@ class CurveSpec:
 
     @property
     def name(self) -> str:
-        name = f"{self.penalty} depth={self.depth}"
-        if self.depth:
-            name += f" width={self.width}"
-        if self.penalty == "elasticnet":
-            name += f" l1_ratio={self.l1_ratio:g}"
-        return name
+        """The curve's name (:func:`sweeps.settings.curve_name`)."""
+        return curve_name(self.penalty, self.depth, self.width, self.l1_ratio)
 
     def bracket(self) -> Bracket:
         """A fresh :class:`sweeps.bracket.Bracket` for this curve's search (strengths, not

@@ -36,25 +36,17 @@ as scikit-learn's ``scoring`` chooses):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from regcore import metrics
-from sweeps.settings import CURVE_KEYS, SELECTION
+from sweeps.settings import CURVE_KEYS, SELECTION, curve_name
 
 #: the relative part of the noise floor (of the minimum's mean)
 RELATIVE_FLOOR = 0.02
-
-
-def curve_name(penalty: str, depth: int, width: int, l1_ratio: float) -> str:
-    name = f"{penalty} depth={depth}"
-    if depth:
-        name += f" width={width}"
-    if penalty == "elasticnet":
-        name += f" l1_ratio={l1_ratio:g}"
-    return name
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
@@ -232,18 +224,37 @@ def disagreement(curve: pd.DataFrame, best: int, metric: str) -> str | None:
     )
 
 
+def one_se_rule(means: Sequence[float], ses: Sequence[float]) -> tuple[int, int]:
+    """lambda.min and lambda.1se, as indices into a curve's strengths in ascending order.
+
+    Parameters
+    ----------
+    means, ses : sequences of float, of shape (n_strengths,)
+        The selection metric's mean and standard error at each strength (NaN means: none).
+
+    Returns
+    -------
+    best, within : int
+        The lowest mean (the first of equal ones), and the largest strength whose mean is at
+        most the lowest plus its standard error (cv.glmnet's rule; a NaN SE counts as 0).
+    """
+    values = np.asarray(means, dtype=float)
+    best = int(np.nanargmin(values))
+    se = float(ses[best])
+    threshold = values[best] + (se if np.isfinite(se) else 0.0)
+    return best, int(np.flatnonzero(values <= threshold).max())
+
+
 def summarize(curve: pd.DataFrame, metric: str = metrics.DEV_COST) -> CurveSummary:
     """lambda.min, lambda.1se, the named regimes and a verdict for one curve.
 
     ``curve`` holds one curve's rows of :func:`aggregate`, sorted by strength.
     """
     curve = curve.sort_values("strength").reset_index(drop=True)
-    values = curve[f"{metric}_mean"].to_numpy()
-    best = int(np.nanargmin(values))
+    best, within = one_se_rule(curve[f"{metric}_mean"], curve[f"{metric}_se"].to_numpy())
     se = float(curve[f"{metric}_se"].iloc[best])
-    threshold = values[best] + (se if np.isfinite(se) else 0.0)
     strengths = curve["strength"].to_numpy()
-    strength_1se = float(strengths[np.flatnonzero(values <= threshold).max()])
+    strength_1se = float(strengths[within])
     named = regimes(curve, best, metric)
     train_loss = curve[f"{metrics.TRAIN_LOSS}_mean"].to_numpy()
     dev_cost = curve[f"{metrics.DEV_COST}_mean"].to_numpy()

@@ -214,3 +214,14 @@ def strength_name(penalty: str) -> str:
 def strength_axis(penalty: str) -> str:
     """The strength axis's label."""
     return "drop probability 1 - keep_prob" if penalty == "dropout" else "lambda (lam), log scale"
+
+
+def curve_name(penalty: str, depth: int, width: int, l1_ratio: float) -> str:
+    """A curve's name in reports and run names: ``"l2 depth=2 width=32"`` (the width of a
+    network only, the mixing of an elastic net only)."""
+    name = f"{penalty} depth={depth}"
+    if depth:
+        name += f" width={width}"
+    if penalty == "elasticnet":
+        name += f" l1_ratio={l1_ratio:g}"
+    return name
