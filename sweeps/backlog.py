@@ -15,8 +15,15 @@ import tempfile
 import threading
 from typing import Any
 
-#: the in-memory bound, in megabytes
-MEMORY_LIMIT_MB = float(os.environ.get("REGSWEEP_WRITER_MEMORY_MB", "256"))
+from sweeps.errors import env_number
+
+#: the in-memory bound's default, in megabytes
+MEMORY_LIMIT_MB = 256
+
+
+def memory_bound() -> float:
+    """The in-memory bound in bytes: ``REGSWEEP_WRITER_MEMORY_MB`` megabytes, default 256."""
+    return env_number("REGSWEEP_WRITER_MEMORY_MB", MEMORY_LIMIT_MB) * 2**20
 
 
 def record_bytes(record: Any) -> int:
@@ -30,8 +37,8 @@ def record_bytes(record: Any) -> int:
 class Backlog:
     """A thread-safe first-in, first-out queue that spills to disk beyond ``memory_limit``."""
 
-    def __init__(self, memory_limit: float = MEMORY_LIMIT_MB * 2**20) -> None:
-        self.memory_limit = memory_limit
+    def __init__(self, memory_limit: float | None = None) -> None:
+        self.memory_limit = memory_bound() if memory_limit is None else memory_limit
         self._memory: collections.deque[tuple[Any, int]] = collections.deque()
         self._spilled: collections.deque[tuple[int, int]] = collections.deque()  # offset, size
         self._bytes = 0
@@ -48,9 +55,12 @@ class Backlog:
 
     @property
     def spill_path(self) -> str | None:
+        """The spill file, once anything went to disk."""
         return None if self._file is None else self._file.name
 
     def put(self, record: Any) -> None:
+        """Append ``record``: in memory while the bound allows and nothing waits on disk, else
+        at the end of the spill file."""
         size = record_bytes(record)
         with self._condition:
             if not self._spilled and self._bytes + size <= self.memory_limit:
@@ -88,13 +98,15 @@ class Backlog:
         while self._spilled and self._bytes < self.memory_limit / 2:
             offset, size = self._spilled.popleft()
             record = pickle.loads(os.pread(self._file.fileno(), size, offset))
-            self._memory.append((record, record_bytes(record)))
-            self._bytes += record_bytes(record)
+            size = record_bytes(record)
+            self._memory.append((record, size))
+            self._bytes += size
+            self.peak_bytes = max(self.peak_bytes, self._bytes)
             if not self._spilled:
                 self._file.truncate(0)
                 self._end = 0
 
-    def _spill_file(self):
+    def _spill_file(self) -> Any:
         if self._file is None:
             self._folder = tempfile.TemporaryDirectory(prefix="regsweep-backlog-")
             self._file = open(os.path.join(self._folder.name, "results.spill"), "w+b")  # noqa: SIM115

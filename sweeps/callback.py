@@ -25,6 +25,9 @@ class ResultsToMLflow(Callback):
     ) -> None:
         self.packs, self.writer, self.progress = packs, writer, progress
         self.retries = 0
+        # keys whose result came in: a trial retried after it reported (its node was lost)
+        # delivers them again; the writer keeps one run per key, the count must too
+        self.delivered: set[str] = set()
 
     def __getstate__(self) -> dict:
         # Tune pickles its state for Tuner.restore, which sweeps never use (MLflow decides what
@@ -37,18 +40,24 @@ class ResultsToMLflow(Callback):
             return [TrainingPoint(**fields) for fields in trial.config["points"]]
         return self.packs[trial.config["pack"]]
 
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
         by_key = {p.key: p for p in self.points(trial)}
         for item in result.pop(POINTS, []):  # Tune keeps last_result: keep it small
+            if item.key in self.delivered:
+                continue
+            self.delivered.add(item.key)
             self.writer.submit(PointRecord(by_key[item.key], result=item))
             self.progress.point_done(diverged=item.diverged)
 
-    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.retries += 1
         self.progress.note(f"retrying trial {trial.trial_id} ({_last_error_line(trial)})")
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        points = self.points(trial)
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # the points it reported before it failed for good are done
+        points = [p for p in self.points(trial) if p.key not in self.delivered]
         message = _last_error_line(trial)
         for point in points:
             self.writer.submit(PointRecord(point, error=message))

@@ -15,9 +15,16 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from regcore import metrics
 from sweeps.errors import SweepError, UsageError, first_line
+
+if TYPE_CHECKING:
+    from regcore.datasets import Resampled
+    from sweeps.config import SweepConfig, TrainingPoint
+    from sweeps.runner import SweepOutcome
+    from sweeps.tracking import Sweep
 
 DESCRIPTION = """\
 Regularization sweeps: Ray Tune trains regcore models across penalties, lambdas, depths and
@@ -173,8 +180,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _print_dry_run(config, points, data)
 
-    from sweeps import runner, tracking
+    from sweeps import backlog, runner, tracking
 
+    backlog.memory_bound(), runner.drain_seconds()  # their variables, checked before anything
+    try:
+        from regcore.engines import environment_engine
+
+        environment_engine()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     tracking_uri = args.tracking_uri or tracking.default_tracking_uri()
     tracking.check_tracking_uri(tracking_uri)
     tracking.check_tracking_server(tracking_uri)
@@ -218,7 +232,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"experiment {config.experiment!r}, parent run {sweep.run_id}"
             + (
                 f"\n  resuming: {done_before} {unit} done before, "
-                f"{len(points) - done_before} to train"
+                f"{len(keys) - done_before} to train"
                 if sweep.resumed
                 else ""
             ),
@@ -245,39 +259,56 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _finish_run(args, config, client, sweep, points, outcome, data)
 
 
-def _finish_run(args, config, client, sweep, points, outcome, data) -> int:
+def _finish_run(
+    args: argparse.Namespace,
+    config: SweepConfig,
+    client: Any,
+    sweep: Sweep,
+    points: list[TrainingPoint],
+    outcome: SweepOutcome,
+    data: Resampled,
+) -> int:
     from sweeps import curves, results, tracking
+
+    def unreachable(error: Exception) -> SweepError:  # the writer said so above
+        return SweepError(
+            f"cannot reach MLflow to close sweep {config.name!r} "
+            f"({first_line(error, with_type=True, limit=200)}); "
+            f"`sweeps run {args.config} --resume` continues it"
+        )
 
     stopped = outcome.interrupted or outcome.error
     try:
         parent = client.get_run(sweep.run_id)
         frame = results.child_frame(client, parent)
-        # a search's trainings are the initial ones and whatever it asked for (each has a run)
-        wanted = {p.key for p in points} | set(frame["key"].dropna())
-        missing = len(wanted - results.complete_keys(frame))
-        aggregated = curves.aggregate(frame)
-        summaries = [
-            curves.summarize(c, config.select) for c in curves.curves_of(aggregated).values()
-        ]
-        refits = []
-        if summaries and not (missing or stopped or args.no_refit):
+    except Exception as error:
+        raise unreachable(error) from None
+    # a search's trainings are the initial ones and whatever it asked for (each has a run)
+    wanted = {p.key for p in points} | set(frame["key"].dropna())
+    missing = len(wanted - results.complete_keys(frame))
+    aggregated = curves.aggregate(frame)
+    summaries = [curves.summarize(c, config.select) for c in curves.curves_of(aggregated).values()]
+    refits, refit_error = [], None
+    if summaries and not (missing or stopped or args.no_refit):
+        try:
             refits = _refit(config, client, sweep, data, summaries)
-        best = curves.best_per_curve(aggregated, config.select)
+        except Exception as error:  # the trainings stand: the sweep is closed all the same
+            refit_error = first_line(error, with_type=True, limit=300)
+    best = curves.best_per_curve(aggregated, config.select)
+    lowest = curves.best_per_curve(aggregated)  # what `sweeps ls` shows of a running sweep too
+    try:
         results.store_table(client, sweep.run_id, frame)
         tracking.finish_sweep(
             sweep,
             missing=missing,
             interrupted=outcome.interrupted,
             error=outcome.error,
-            done=len(points) - missing,
-            best_dev_cost=best[metrics.DEV_COST].min() if len(best) else None,
+            done=len(wanted) - missing,
+            total=len(wanted),
+            best_dev_cost=lowest[metrics.DEV_COST].min() if len(lowest) else None,
         )
-    except Exception as error:  # the store went away for good (the writer said so above)
-        raise SweepError(
-            f"cannot reach MLflow to close sweep {config.name!r} "
-            f"({first_line(error, with_type=True, limit=200)}); "
-            f"`sweeps run {args.config} --resume` continues it"
-        ) from None
+    except Exception as error:
+        raise unreachable(error) from None
     print(
         f"\n{config.name}: {outcome.trained} trainings in {outcome.seconds:.1f}s"
         + (f", {outcome.skipped} already done" if outcome.skipped else "")
@@ -309,15 +340,22 @@ def _finish_run(args, config, client, sweep, points, outcome, data) -> int:
         return 128 + STOPPED_BY[0]
     if missing:
         print(
-            f"{missing} of {len(points)} trainings have no finished run; "
+            f"{missing} of {len(wanted)} trainings have no finished run; "
             f"rerun with `sweeps run {args.config} --resume` to train them",
             file=sys.stderr,
         )
         return 1
+    if refit_error:
+        raise SweepError(
+            f"the refit of sweep {config.name!r} failed ({refit_error}); its trainings are all "
+            f"written: `sweeps run {args.config} --resume` refits without training"
+        )
     return 0
 
 
-def _refit(config, client, sweep, data, summaries) -> list:
+def _refit(
+    config: SweepConfig, client: Any, sweep: Sweep, data: Resampled, summaries: list
+) -> list:
     """Refit each curve's lambda.min and lambda.1se, log them, and register the sweep's choice
     if asked (:mod:`sweeps.refit`)."""
     from sweeps import refit
@@ -336,7 +374,7 @@ def _refit(config, client, sweep, data, summaries) -> list:
     return refits
 
 
-def describe_points(config, points) -> str:
+def describe_points(config: SweepConfig, points: list[TrainingPoint]) -> str:
     """``"34 points"``, or ``"27 points x 5 folds = 135 trainings"`` under cross-validation."""
     folds = len(config.dataset.split.folds)
     if folds == 1:
@@ -344,7 +382,7 @@ def describe_points(config, points) -> str:
     return f"{len(points) // folds} points x {folds} folds = {len(points)} trainings"
 
 
-def _print_dry_run(config, points, data) -> int:
+def _print_dry_run(config: SweepConfig, points: list[TrainingPoint], data: Resampled) -> int:
     import pandas as pd
 
     from sweeps.config import curve_specs

@@ -254,7 +254,8 @@ def boundaries_figure(
 ) -> None:
     """Figure 3: decision boundaries at a small, the best and a large strength (2-D data).
 
-    ``rows``: per curve, three ``(caption, strength, fitted model)``.
+    ``rows``: per curve, up to three ``(caption, strength, fitted model)`` (a strength none of
+    whose trainings finished has no picture: its panel stays empty).
     """
     fig, axes = plt.subplots(
         len(rows), 3, figsize=(11, 3.5 * len(rows)), squeeze=False, layout="constrained"
@@ -266,6 +267,8 @@ def boundaries_figure(
     grid = np.column_stack([grid_x.ravel(), grid_y.ravel()])
     classes = np.unique(y)
     for row, (summary, pictures) in enumerate(rows):
+        for column in range(len(pictures), 3):
+            axes[row, column].set_visible(False)
         for column, (caption, strength, clf) in enumerate(pictures):
             ax = axes[row, column]
             proba = clf.predict_proba(grid)

@@ -65,10 +65,6 @@ class Refit:
     model_uri: str | None = None
 
     @property
-    def strength(self) -> float:
-        return self.point.strength
-
-    @property
     def run_name(self) -> str:
         return f"refit {self.summary.name} {self.rule} ({self.point.run_name.split(' ')[1]})"
 
@@ -84,7 +80,8 @@ def plan(config: SweepConfig, summaries: list[CurveSummary]) -> list[Refit]:
             ("lambda.1se", summary.strength_1se),
         ):
             first = spec.trainings(config, value)[0]  # the first seed, fold 0
-            point = dataclasses.replace(first, fold=None, repeat=None)
+            # on all non-test data: no fold, and not one of the sweep's trainings (no key)
+            point = dataclasses.replace(first, fold=None, repeat=None, key="")
             refits.append(Refit(summary, rule, point))
     return refits
 

@@ -75,11 +75,16 @@ def _pictures(
     }
     out = []
     runs = curve_rules.curve_rows(frame, summary)
-    runs = runs[(runs["status"] == "FINISHED") & (runs["fold"].fillna(0) == 0)]
-    runs = runs[runs["repeat"].fillna(0) == 0]
+    runs = runs[runs["status"] == "FINISHED"]
+    # the first fold's first seed where it finished, else any training of that strength that
+    # did (folds differ in size, so one can diverge where the others do not)
+    first = (runs["fold"].fillna(0) != 0) | (runs["repeat"].fillna(0) != 0)
+    runs = runs.assign(_later=first).sort_values(["_later", "seed"])
     for caption, strength in chosen:
-        match = curve_rules.at_strength(runs, strength).sort_values("seed")
-        out.append((captions[caption], strength, _model(client, match["run_id"].iloc[0], folder)))
+        match = curve_rules.at_strength(runs, strength)
+        if len(match):
+            run_id = match["run_id"].iloc[0]
+            out.append((captions[caption], strength, _model(client, run_id, folder)))
     return out
 
 
@@ -95,6 +100,7 @@ def _brackets(client: Any, parent: Any) -> dict[str, dict]:
 
 
 def png_tag(path: Path, alt: str) -> str:
+    """An ``<img>`` holding the PNG at ``path`` (the report is one self-contained file)."""
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 

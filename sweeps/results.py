@@ -71,7 +71,7 @@ def _searched_table(client: Any, parent: Any) -> pd.DataFrame:
             experiment_ids=[parent.info.experiment_id],
             filter_string=tracking.children_filter(parent.info.run_id),
             output_format="pandas",
-            max_results=100_000,
+            max_results=10**9,  # every child run: MLflow's default stops at 100,000
         )
     if raw.empty:
         columns = [*SETTING_KEYS, "seed", "repeat", "fold", "status", "run_id", "strength", *TAGS]

@@ -20,7 +20,7 @@ from typing import Any
 
 from regcore.datasets import Resampled
 from sweeps.config import SweepConfig, TrainingPoint, curve_specs
-from sweeps.errors import SweepError, UsageError, first_line
+from sweeps.errors import SweepError, UsageError, env_number, first_line
 from sweeps.progress import Progress
 from sweeps.tracking import Sweep
 from sweeps.trainable import config_json, pack_trainable
@@ -38,7 +38,12 @@ ACTIVATION_COST = 50
 #: workers import the trainable's modules when they start (Ray starts some ahead of need),
 #: not when their first trial arrives
 WORKER_ENV = {"worker_process_setup_hook": "sweeps.trainable.import_training_modules"}
-WRITER_DRAIN_SECONDS = float(os.environ.get("REGSWEEP_WRITER_DRAIN_SECONDS", "900"))
+
+
+def drain_seconds() -> float:
+    """How long a sweep's end waits for MLflow to take the results still waiting:
+    ``REGSWEEP_WRITER_DRAIN_SECONDS``, default 900."""
+    return env_number("REGSWEEP_WRITER_DRAIN_SECONDS", 900.0)
 
 
 def _bytes_per_model(config: SweepConfig, point: TrainingPoint, n_train: int) -> int:
@@ -281,80 +286,85 @@ def run_points(
     interrupted, error = False, None
     failed_before, done_before = progress.failed, progress.done
     callback = searcher = None
-    specs = [spec for spec in curve_specs(config) if spec.search is not None]
-    if specs:  # the searched curves' trainings all come from the search, as results arrive
-        searched = {
-            p.key for spec in specs for s in spec.initial() for p in spec.trainings(config, s)
-        }
-        todo = [p for p in todo if p.key not in searched]
-    if todo or specs:
-        packs = plan_packs(config, todo, slots, len(data.folds[0].train), data.n_features)
-        trainable = tune.with_parameters(
-            pack_trainable,
-            config_json=config_json(config),
-            packs=[[p.as_dict() for p in pack] for pack in packs],
-        )
-        trainable = tune.with_resources(trainable, {"cpu": config.execution.cpus_per_trial})
-        tune_config = dict(
-            max_concurrent_trials=slots,
-            # on several nodes, a fresh actor per trial: with reuse, Tune hands trials to
-            # cached actors and kills the ones still starting elsewhere (slow imports), so
-            # remote nodes sit idle; on one node, reuse saves each trial's start-up
-            reuse_actors=nodes == 1,
-            trial_name_creator=lambda trial: f"pack-{trial.config['pack']}",
-            trial_dirname_creator=lambda trial: f"pack-{trial.trial_id}",
-        )
-        if specs:
-            from sweeps.searcher import SweepSearcher
-
-            searcher = SweepSearcher(
-                config,
-                packs,
-                specs,
-                known_outcomes(sweep, config),
-                data.fold_sizes(),
-                added=progress.add,
+    try:
+        specs = [spec for spec in curve_specs(config) if spec.search is not None]
+        if specs:  # the searched curves' trainings all come from the search, as results arrive
+            searched = {
+                p.key for spec in specs for s in spec.initial() for p in spec.trainings(config, s)
+            }
+            todo = [p for p in todo if p.key not in searched]
+        if todo or specs:
+            packs = plan_packs(config, todo, slots, len(data.folds[0].train), data.n_features)
+            trainable = tune.with_parameters(
+                pack_trainable,
+                config_json=config_json(config),
+                packs=[[p.as_dict() for p in pack] for pack in packs],
             )
-            param_space: dict = {}
-            tune_config.update(search_alg=searcher, num_samples=-1)
-        else:
-            param_space = {"pack": tune.grid_search(list(range(len(packs))))}
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=TuneConfig(**tune_config),
-            run_config=RunConfig(
-                name=f"{config.name}-{config.config_hash[:8]}",
-                storage_path=storage_path or config.execution.storage_path,
-                callbacks=[callback := ResultsToMLflow(packs, writer, progress)],
-                failure_config=FailureConfig(max_failures=config.execution.max_failures),
-                verbose=0,
-            ),
-        )
-        try:
-            tuner.fit()
-        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM / SIGHUP (sweeps.cli)
-            interrupted = True
-            by = f" by {stop}" if str(stop) else ""
-            progress.note(f"interrupted{by}: writing what finished; resume with --resume")
-        except Exception as failure:  # Tune or Ray as a whole (a trial's error is a result)
-            error = first_line(failure, with_type=True)
-            progress.note(f"the sweep stopped: {error}")
-    if writer.pending:
-        on_disk = len(writer.backlog) if writer.backlog.spilled_total else 0
-        progress.note(
-            f"writing {writer.pending} results to MLflow"
-            + (f" (some of them from disk, {writer.backlog.spill_path})" if on_disk else "")
-            + " ..."
-        )
-    unwritten = writer.close(WRITER_DRAIN_SECONDS)
-    if unwritten:
-        progress.note(
-            f"{unwritten} results could not be written to MLflow ({writer.last_error}); "
-            "they will be trained again with --resume"
-        )
+            trainable = tune.with_resources(trainable, {"cpu": config.execution.cpus_per_trial})
+            tune_config = dict(
+                max_concurrent_trials=slots,
+                # on several nodes, a fresh actor per trial: with reuse, Tune hands trials to
+                # cached actors and kills the ones still starting elsewhere (slow imports), so
+                # remote nodes sit idle; on one node, reuse saves each trial's start-up
+                reuse_actors=nodes == 1,
+                trial_name_creator=lambda trial: f"pack-{trial.config['pack']}",
+                trial_dirname_creator=lambda trial: f"pack-{trial.trial_id}",
+            )
+            if specs:
+                from sweeps.searcher import SweepSearcher
+
+                searcher = SweepSearcher(
+                    config,
+                    packs,
+                    specs,
+                    known_outcomes(sweep, config),
+                    data.fold_sizes(),
+                    added=progress.add,
+                )
+                param_space: dict = {}
+                tune_config.update(search_alg=searcher, num_samples=-1)
+            else:
+                param_space = {"pack": tune.grid_search(list(range(len(packs))))}
+            tuner = tune.Tuner(
+                trainable,
+                param_space=param_space,
+                tune_config=TuneConfig(**tune_config),
+                run_config=RunConfig(
+                    name=f"{config.name}-{config.config_hash[:8]}",
+                    storage_path=storage_path or config.execution.storage_path,
+                    callbacks=[callback := ResultsToMLflow(packs, writer, progress)],
+                    failure_config=FailureConfig(max_failures=config.execution.max_failures),
+                    verbose=0,
+                ),
+            )
+            try:
+                tuner.fit()
+            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM / SIGHUP (sweeps.cli)
+                interrupted = True
+                by = f" by {stop}" if str(stop) else ""
+                progress.note(f"interrupted{by}: writing what finished; resume with --resume")
+            except Exception as failure:  # Tune or Ray as a whole (a trial's error is a result)
+                error = first_line(failure, with_type=True)
+                progress.note(f"the sweep stopped: {error}")
+    finally:  # whatever stopped it: what came in is written, and the writers stop
+        if writer.pending:
+            on_disk = len(writer.backlog) if writer.backlog.spilled_total else 0
+            progress.note(
+                f"writing {writer.pending} results to MLflow"
+                + (f" (some of them from disk, {writer.backlog.spill_path})" if on_disk else "")
+                + " ..."
+            )
+        unwritten = writer.close(drain_seconds())
+        if unwritten:
+            progress.note(
+                f"{unwritten} results could not be written to MLflow ({writer.last_error}); "
+                "they will be trained again with --resume"
+            )
     if searcher is not None:
-        sweep.client.log_dict(sweep.run_id, searcher.brackets(), "brackets.json")
+        try:
+            sweep.client.log_dict(sweep.run_id, searcher.brackets(), "brackets.json")
+        except Exception as failure:  # the store went away: the runs hold what matters
+            progress.note(f"brackets.json not written: {first_line(failure, with_type=True)}")
     return SweepOutcome(
         trained=progress.done - done_before,
         skipped=skipped,
@@ -383,6 +393,7 @@ def known_outcomes(sweep: Sweep, config: SweepConfig) -> dict[str, tuple[float, 
 
 
 def shutdown_ray() -> None:
+    """Stop this process's connection to Ray (and a local Ray it started), if any."""
     import ray
 
     if ray.is_initialized():

@@ -39,6 +39,7 @@ class CurveSearch:
         self.rounds = 0
 
     def trainings(self, strength: float) -> list[TrainingPoint]:
+        """The trainings (folds, seeds) of one strength of this curve."""
         return self.spec.trainings(self.config, strength)
 
     def start(self, known: dict[str, Outcome]) -> list[list[TrainingPoint]]:
@@ -122,8 +123,11 @@ class SweepSearcher(_searcher_base()):
         )
         self.searches = [CurveSearch(spec, config) for spec in curves]
         self.in_flight: dict[str, tuple[int | None, list[TrainingPoint]]] = {}
+        # the progress line counts the first rounds already; a resumed search may stand in a
+        # later round, whose trainings it has not counted yet
+        first = {p.key for s in self.searches for st in s.spec.initial() for p in s.trainings(st)}
         for index, search in enumerate(self.searches):
-            self._enqueue(index, search.start(self.known), count=False)
+            self._enqueue(index, search.start(self.known), counted=first)
 
     def __getstate__(self) -> dict:
         # Tune pickles its search algorithm with the experiment's state; the progress hook
@@ -138,7 +142,11 @@ class SweepSearcher(_searcher_base()):
     def restore(self, checkpoint_path: str) -> None:
         """Nothing to restore (see :meth:`save`)."""
 
-    def _enqueue(self, index: int | None, packs: list[list[TrainingPoint]], count: bool) -> None:
+    def _enqueue(
+        self, index: int, packs: list[list[TrainingPoint]], counted: set[str] | None = None
+    ) -> None:
+        """Queue curve ``index``'s packs (what is queued or in flight already, once); tell the
+        progress line of the trainings not in ``counted``."""
         waiting = {p.key for _, (_, pack) in self.in_flight.items() for p in pack}
         waiting |= {p.key for _, pack in self.queue for p in pack}
         for pack in packs:
@@ -146,8 +154,9 @@ class SweepSearcher(_searcher_base()):
             if pack:
                 label = f"{self.searches[index].spec.name} {pack[0].strength:.4g}"
                 self.queue.append((f"{index}|{label}", pack))
-                if count and self._added:
-                    self._added(len(pack))
+                new = sum(p.key not in (counted or ()) for p in pack)
+                if new and self._added:
+                    self._added(new)
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if self.queue:
@@ -179,7 +188,7 @@ class SweepSearcher(_searcher_base()):
             for point in pack:
                 self.known.setdefault(point.key, (math.inf, 1.0))
         if index is not None:
-            self._enqueue(index, self.searches[index].advance(self.known), count=True)
+            self._enqueue(index, self.searches[index].advance(self.known))
 
     def brackets(self) -> dict[str, dict]:
         """Each searched curve's final brackets (:meth:`sweeps.bracket.Bracket.intervals`) and

@@ -259,6 +259,7 @@ def is_complete_state(status: str, diverged: bool) -> bool:
 
 
 def is_complete(run: Any) -> bool:
+    """Whether a child run counts as done (:func:`is_complete_state`)."""
     return is_complete_state(run.info.status, run.data.tags.get(DIVERGED_TAG) == "true")
 
 
@@ -411,11 +412,13 @@ def finish_sweep(
     interrupted: bool = False,
     error: str | None = None,
     done: int | None = None,
+    total: int | None = None,
     best_dev_cost: float | None = None,
 ) -> None:
     """Close the parent run: FINISHED when every point has a complete child run, KILLED when
-    interrupted, FAILED otherwise (with the error, if the sweep stopped on one). ``done`` and
-    ``best_dev_cost`` are what ``sweeps ls`` shows of it from then on."""
+    interrupted, FAILED otherwise (with the error, if the sweep stopped on one). ``done`` of
+    ``total`` trainings (a search's total is known only now) and ``best_dev_cost`` are what
+    ``sweeps ls`` shows of it from then on."""
     from mlflow.entities import RunTag
 
     status = "KILLED" if interrupted else ("FAILED" if missing or error else "FINISHED")
@@ -424,6 +427,8 @@ def finish_sweep(
         tags.append(RunTag(ERROR_TAG, error[:5000]))
     if done is not None:
         tags.append(RunTag(DONE_TAG, str(done)))
+    if total is not None:
+        tags.append(RunTag(POINTS_TAG, str(total)))
     if best_dev_cost is not None:
         tags.append(RunTag(BEST_COST_TAG, repr(float(best_dev_cost))))
     sweep.client.log_batch(sweep.run_id, tags=tags)
@@ -431,4 +436,5 @@ def finish_sweep(
 
 
 def complete_keys(runs: Iterable) -> set[str]:
+    """The keys of the complete runs among ``runs``."""
     return {r.data.tags[KEY_TAG] for r in runs if is_complete(r) and KEY_TAG in r.data.tags}

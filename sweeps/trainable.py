@@ -135,7 +135,7 @@ def pack_trainable(
     results = train_pack(config, points)
     node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
     results = [dataclasses.replace(result, node=node) for result in results]
-    tune.report({POINTS: results, "n_points": len(results)})
+    tune.report({POINTS: results})
 
 
 def config_json(config: SweepConfig) -> str:

@@ -115,10 +115,10 @@ class ChildRunWriter:
         self._created: dict[str, Any] = {}  # key -> run (info) created by this writer
         self._written: set[str] = set()  # keys whose run this writer completed
         self._known: dict[str | None, list] | None = None  # runs in the store at the start
+        self._listing = threading.Lock()  # one thread lists them; submit() never waits on it
         self._scratch = tempfile.TemporaryDirectory(prefix="regsweep-")
         self.retries = 0
         self.dropped = 0
-        self.written = 0
         self.last_error: str | None = None
         self._threads = [
             threading.Thread(target=self._loop, name=f"mlflow-writer-{i}", daemon=True)
@@ -129,10 +129,12 @@ class ChildRunWriter:
 
     @property
     def pending(self) -> int:
+        """Results submitted and not yet written (or given up on)."""
         with self._lock:
             return self._pending
 
     def submit(self, record: PointRecord) -> None:
+        """Queue ``record`` for the writers; never waits for MLflow."""
         with self._lock:
             self._pending += 1
         spilled = self.backlog.spilled_total
@@ -153,8 +155,11 @@ class ChildRunWriter:
         self._stop.set()
         for thread in self._threads:
             thread.join(self.max_backoff + 60)
-        self._scratch.cleanup()
-        self.backlog.close()
+        if not any(thread.is_alive() for thread in self._threads):
+            # else a thread is stuck in a call to MLflow: leave it its files (the process
+            # is ending; the temporary folders go with the next clean-up of /tmp)
+            self._scratch.cleanup()
+            self.backlog.close()
         return self.pending + self.dropped
 
     def _loop(self) -> None:
@@ -198,7 +203,7 @@ class ChildRunWriter:
     def _existing(self, key: str, live: bool) -> list:
         """Runs of this point already in the store. A new sweep has none; a resumed one is
         listed once, at its first write; after a failed attempt the store is asked again."""
-        with self._lock:
+        with self._listing:
             if self._known is None:
                 known: dict[str | None, list] = {}
                 if self.sweep.resumed:
@@ -285,9 +290,9 @@ class ChildRunWriter:
                 info.artifact_uri, tracking_uri=client.tracking_uri
             )
             repository.log_artifact(str(path))
+            path.unlink()  # the scratch folder holds one file per write in progress, not all
         end = result.finished_ms if result is not None else int(time.time() * 1000)
         client.set_terminated(run_id, status=status, end_time=end)
         if result is not None:
             with self._lock:
                 self._written.add(record.point.key)
-                self.written += 1

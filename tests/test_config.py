@@ -279,6 +279,27 @@ def test_console_script_and_exit_code(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
 
 
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("REGSWEEP_WRITER_MEMORY_MB", "lots", "must be a positive number, got 'lots'"),
+        ("REGSWEEP_WRITER_MEMORY_MB", "-5", "must be a positive number, got '-5'"),
+        ("REGSWEEP_WRITER_DRAIN_SECONDS", "inf", "must be a positive number, got 'inf'"),
+        ("REGCORE_ENGINE", "fast", "must be one of auto, numpy, compiled, got 'fast'"),
+    ],
+)
+def test_bad_environment_variables_are_bad_input(
+    tmp_path, monkeypatch, capsys, variable, value, message
+):
+    """Named with their value, exit 2, before anything is written."""
+    config = write_config(tmp_path / "ok.yaml", {})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, value)
+    assert main(["run", str(config), *NO_RAY]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {variable}: {message}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.yaml"]
+
+
 @pytest.mark.integration
 def test_resume_with_another_config_is_refused_before_ray_starts(tmp_path, capsys):
     from sweeps import tracking
