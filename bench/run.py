@@ -37,8 +37,8 @@ Cases:
    PostgreSQL, both started here (:mod:`bench.services`): wall time, training and writing
    apart, runs written per second, the driver's peak memory, then ``sweeps ls``, ``show``,
    ``report`` and ``compare`` on it; and runs written per second for 1, 4 and 8 writers against
-   servers of 1 and 2 workers on 400 of its points. ``--quick`` runs 40 points, and 2 writers
-   once.
+   servers of 1 and 2 workers on 400 of its points, and by one writer to a SQLite file.
+   ``--quick`` runs 40 points, 2 writers against the server and one to SQLite.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The scale case: ``configs/scale.yaml`` (10,000 points) against an MLflow server on a real
-PostgreSQL, reading it back, and the pace of writes by writer threads and server workers."""
+PostgreSQL, reading it back, and the pace of writes by writer threads and server workers, and
+to a SQLite file."""
 
 from __future__ import annotations
 
@@ -137,19 +138,24 @@ class _Services:
             self.postgres.stop()
 
 
-def _writers_row(folder: Path, uri: str, workers: int, writers: tuple[int, ...], overrides) -> Row:
+def _writers_row(
+    folder: Path, uri: str, workers: int, writers: tuple[int, ...], overrides: list[str]
+) -> Row:
     """Runs written per second by ``sweeps run`` with each count of writer threads in
-    ``writers`` (``execution.writers``), against the server at ``uri`` of ``workers`` workers."""
+    ``writers`` (``execution.writers``), against the server at ``uri`` of ``workers`` workers
+    (0: ``uri`` is a SQLite file, which takes one writer)."""
     runs = []
     for count in writers:
         name = f"writers-{count}-{workers}"
         measured = _scale_sweep(folder, uri, name, [*overrides, f"execution.writers={count}"])
         runs.append({"writers": count, **measured})
+    store = f"server of {workers} worker{'s' if workers > 1 else ''}" if workers else "SQLite"
+    database = "PostgreSQL" if workers else "a new SQLite file"
     return row(
         "scale",
-        f"MLflow writes/s, server of {workers} worker{'s' if workers > 1 else ''}",
+        f"MLflow writes/s, {store}",
         "writers",
-        f"{runs[0]['points']} points of scale.yaml per run, execution.writers = W, PostgreSQL",
+        f"{runs[0]['points']} points of scale.yaml per run, execution.writers = W, {database}",
         server_workers=workers,
         runs=runs,
     )
@@ -172,6 +178,8 @@ def case_scale(quick: bool) -> list[Row]:
             for workers in (1, 2):
                 with _Services(folder, workers) as uri:
                     writers.append(_writers_row(folder, uri, workers, (1, 4, 8), SCALE_SLICE))
+        sqlite = f"sqlite:///{folder / 'writes.db'}"
+        writers.append(_writers_row(folder, sqlite, 0, (1,), SCALE_QUICK if quick else SCALE_SLICE))
     points = measured["points"]
     where = "MLflow server (2 workers) on PostgreSQL, writers auto (8)"
     return [
