@@ -37,7 +37,7 @@ Cases:
    PostgreSQL, both started here (:mod:`bench.services`): wall time, training and writing
    apart, runs written per second, the driver's peak memory, then ``sweeps ls``, ``show``,
    ``report`` and ``compare`` on it; and runs written per second for 1, 4 and 8 writers against
-   servers of 1 and 2 workers on 400 of its points, and by one writer to a SQLite file.
+   servers of 1, 2 and 4 workers on 400 of its points, and by one writer to a SQLite file.
    ``--quick`` runs 40 points, 2 writers against the server and one to SQLite.
 """
 

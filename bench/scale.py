@@ -21,6 +21,8 @@ SCALE_QUICK = [
     "search.penalties.l2.lam={logspace: [-4, 2, 10]}",
     "search.penalties.l1.lam={logspace: [-4, 1, 10]}",
 ]
+#: the server's worker processes in the main case: MLflow's default, as the compose stack runs it
+SERVER_WORKERS = 4
 #: the writers' sub-case: 400 of the scale sweep's points (seeds 0 and 1)
 SCALE_SLICE = ["search.seeds=[0, 1]"]
 PROGRESS = re.compile(r"^\[(?P<name>[^\]]+)\] (?P<done>\d+)/(?P<total>\d+) ")
@@ -168,20 +170,20 @@ def case_scale(quick: bool) -> list[Row]:
         return [row("scale", "scale sweep", "text", "needs Linux /proc")]
     with tempfile.TemporaryDirectory(prefix="regsweep-bench-") as folder:
         folder = Path(folder)
-        with _Services(folder, workers=2) as uri:
+        with _Services(folder, workers=SERVER_WORKERS) as uri:
             measured = _scale_sweep(folder, uri, "scale", SCALE_QUICK if quick else [])
             reads = _reads(folder, uri, "scale")
             if quick:  # the writers' sub-case on the same server, once
-                writers = [_writers_row(folder, uri, 2, (2,), SCALE_QUICK)]
+                writers = [_writers_row(folder, uri, SERVER_WORKERS, (2,), SCALE_QUICK)]
         if not quick:  # each server on a database of its own
             writers = []
-            for workers in (1, 2):
+            for workers in (1, 2, 4):
                 with _Services(folder, workers) as uri:
                     writers.append(_writers_row(folder, uri, workers, (1, 4, 8), SCALE_SLICE))
         sqlite = f"sqlite:///{folder / 'writes.db'}"
         writers.append(_writers_row(folder, sqlite, 0, (1,), SCALE_QUICK if quick else SCALE_SLICE))
     points = measured["points"]
-    where = "MLflow server (2 workers) on PostgreSQL, writers auto (8)"
+    where = f"MLflow server ({SERVER_WORKERS} workers) on PostgreSQL, writers auto (8)"
     return [
         row(
             "scale",
