@@ -1,4 +1,4 @@
-"""The bracketing search against a fine grid: ``python -m bench.bracketing`` (about 15 minutes on
+"""The bracketing search against a fine grid: ``python -m bench.bracketing`` (about 8 minutes on
 2 cores; ``--quick``: one small case in about a minute).
 
 Each case runs a sweep twice with ``sweeps run`` (local Ray, a fresh SQLite store, no report, no

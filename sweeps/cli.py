@@ -182,7 +182,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from sweeps import backlog, runner, tracking
 
-    backlog.memory_bound(), runner.drain_seconds()  # their variables, checked before anything
+    # the environment's settings are bad input too: checked before anything is written
+    backlog.memory_bound()
+    runner.drain_seconds()
     try:
         from regcore.engines import environment_engine
 
