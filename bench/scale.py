@@ -23,6 +23,8 @@ SCALE_QUICK = [
 ]
 #: the server's worker processes in the main case: MLflow's default, as the compose stack runs it
 SERVER_WORKERS = 4
+#: in --quick, fewer: a 2-core CI machine runs the whole test suite beside it
+QUICK_SERVER_WORKERS = 2
 #: the writers' sub-case: 400 of the scale sweep's points (seeds 0 and 1)
 SCALE_SLICE = ["search.seeds=[0, 1]"]
 PROGRESS = re.compile(r"^\[(?P<name>[^\]]+)\] (?P<done>\d+)/(?P<total>\d+) ")
@@ -170,11 +172,12 @@ def case_scale(quick: bool) -> list[Row]:
         return [row("scale", "scale sweep", "text", "needs Linux /proc")]
     with tempfile.TemporaryDirectory(prefix="regsweep-bench-") as folder:
         folder = Path(folder)
-        with _Services(folder, workers=SERVER_WORKERS) as uri:
+        workers = QUICK_SERVER_WORKERS if quick else SERVER_WORKERS
+        with _Services(folder, workers) as uri:
             measured = _scale_sweep(folder, uri, "scale", SCALE_QUICK if quick else [])
             reads = _reads(folder, uri, "scale")
             if quick:  # the writers' sub-case on the same server, once
-                writers = [_writers_row(folder, uri, SERVER_WORKERS, (2,), SCALE_QUICK)]
+                writers = [_writers_row(folder, uri, workers, (2,), SCALE_QUICK)]
         if not quick:  # each server on a database of its own
             writers = []
             for workers in (1, 2, 4):
@@ -183,7 +186,7 @@ def case_scale(quick: bool) -> list[Row]:
         sqlite = f"sqlite:///{folder / 'writes.db'}"
         writers.append(_writers_row(folder, sqlite, 0, (1,), SCALE_QUICK if quick else SCALE_SLICE))
     points = measured["points"]
-    where = f"MLflow server ({SERVER_WORKERS} workers) on PostgreSQL, writers auto (8)"
+    where = f"MLflow server ({workers} workers) on PostgreSQL, writers auto (8)"
     return [
         row(
             "scale",

@@ -95,7 +95,7 @@ class MlflowServer:
         backend: str | None = None,
         workers: int = 1,
     ) -> None:
-        self.folder = folder
+        self.folder, self.workers = folder, workers
         folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.command = command or [
@@ -129,17 +129,27 @@ class MlflowServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        # ready once its API has answered promptly several times in a row, on new connections:
+        # /health answers as soon as one worker is up, while the others (and MLflow's job
+        # runners) still start on the same cores and a client's first calls can time out
         deadline = time.monotonic() + timeout
+        answered = 0
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{self.uri}/health", timeout=2).status_code == 200:
-                    return
+                reply = requests.get(
+                    f"{self.uri}/api/2.0/mlflow/experiments/search",
+                    params={"max_results": 1},
+                    timeout=2,
+                )
+                answered = answered + 1 if reply.status_code < 500 else 0  # 401: an answer too
             except requests.RequestException:
-                pass
+                answered = 0
+            if answered >= 3 * self.workers:
+                return
             if self.process.poll() is not None:
                 raise RuntimeError(f"mlflow server exited:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
-        raise TimeoutError(f"mlflow server not healthy after {timeout}s")
+        raise TimeoutError(f"mlflow server not answering promptly after {timeout}s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
