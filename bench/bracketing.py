@@ -56,7 +56,7 @@ def overrides(penalties: list[str], span: tuple[float, float], grid: bool) -> li
 
 def run_sweep(config: str, sets: list[str], folder: Path, name: str) -> tuple[float, Any, Any]:
     """Run a sweep; return its wall time, the MLflow client and its parent run."""
-    from sweeps import tracking
+    from sweeps.store import tracking
 
     command = sweep_command(folder, sets, f"{config}.yaml", name=name)
     started = time.perf_counter()
@@ -69,8 +69,8 @@ def run_sweep(config: str, sets: list[str], folder: Path, name: str) -> tuple[fl
 
 
 def curves_of(client: Any, parent: Any, select: str = "dev_cost") -> dict[str, Any]:
-    from sweeps import curves
-    from sweeps.results import child_frame
+    from sweeps.analysis import curves
+    from sweeps.store.results import child_frame
 
     frame = child_frame(client, parent)
     aggregated = curves.aggregate(frame)

@@ -72,7 +72,7 @@ def write_window(uri: str, experiment: str) -> tuple[int, float]:
     pace at which they wrote (as long as training kept them busy)."""
     from mlflow import MlflowClient
 
-    from sweeps.tracking import KIND_TAG, search_all
+    from sweeps.store.tracking import KIND_TAG, search_all
 
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)

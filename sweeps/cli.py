@@ -22,9 +22,10 @@ from sweeps.errors import SweepError, UsageError, first_line
 
 if TYPE_CHECKING:
     from regcore.datasets import Resampled
-    from sweeps.config import SweepConfig, TrainingPoint
-    from sweeps.runner import SweepOutcome
-    from sweeps.tracking import Sweep
+    from sweeps.config.points import TrainingPoint
+    from sweeps.config.schema import SweepConfig
+    from sweeps.execution.runner import SweepOutcome
+    from sweeps.store.tracking import Sweep
 
 DESCRIPTION = """\
 Regularization sweeps: Ray Tune trains regcore models across penalties, lambdas, depths and
@@ -172,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sweeps.config import expand, load_data, read_config, searched
+    from sweeps.config.data import load_data
+    from sweeps.config.points import expand, searched
+    from sweeps.config.reading import read_config
 
     config, _, text = read_config(args.config, args.set, args.register)
     data = load_data(config.dataset)
@@ -180,7 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _print_dry_run(config, points, data)
 
-    from sweeps import backlog, runner, tracking
+    from sweeps.execution import runner
+    from sweeps.store import backlog, tracking
 
     # the environment's settings are bad input too: checked before anything is written
     backlog.memory_bound()
@@ -207,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # starting Ray takes seconds of waiting for its processes: meanwhile import Ray Tune
         # and, for a local Ray, set up the store (a cluster is checked first, so that a
         # refused one leaves nothing written)
-        pool.submit(importlib.import_module, "sweeps.callback")
+        pool.submit(importlib.import_module, "sweeps.execution.callback")
         store = None
         if client is None and address is None:
             store = pool.submit(tracking.client_for, tracking_uri)
@@ -240,7 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             ),
             flush=True,
         )
-        from sweeps.progress import Progress
+        from sweeps.execution.progress import Progress
 
         progress = Progress(config.name, len(keys), already=done_before, unit=unit)
         progress.start()
@@ -270,7 +274,8 @@ def _finish_run(
     outcome: SweepOutcome,
     data: Resampled,
 ) -> int:
-    from sweeps import curves, results, tracking
+    from sweeps.analysis import curves
+    from sweeps.store import results, tracking
 
     def unreachable(error: Exception) -> SweepError:  # the writer said so above
         return SweepError(
@@ -324,12 +329,12 @@ def _finish_run(
         print(results.format_table(best))
     if refits:
         print("refits on all non-test data (test set scored once):")
-        from sweeps.refit import refit_frame
+        from sweeps.execution.refit import refit_frame
 
         print(results.format_table(refit_frame(client, parent).drop(columns=["model"])))
     if not args.no_report and not stopped:
         if summaries:
-            from sweeps import report
+            from sweeps.analysis import report
 
             started = time.monotonic()
             out = report.write_report(client, parent, args.out)
@@ -359,8 +364,8 @@ def _refit(
     config: SweepConfig, client: Any, sweep: Sweep, data: Resampled, summaries: list
 ) -> list:
     """Refit each curve's lambda.min and lambda.1se, log them, and register the sweep's choice
-    if asked (:mod:`sweeps.refit`)."""
-    from sweeps import refit
+    if asked (:mod:`sweeps.execution.refit`)."""
+    from sweeps.execution import refit
 
     started = time.monotonic()
     refits = refit.plan(config, summaries)
@@ -387,11 +392,11 @@ def describe_points(config: SweepConfig, points: list[TrainingPoint]) -> str:
 def _print_dry_run(config: SweepConfig, points: list[TrainingPoint], data: Resampled) -> int:
     import pandas as pd
 
-    from sweeps.config import curve_specs
+    from sweeps.config.points import curve_specs
 
     for spec in curve_specs(config):
         if spec.search is not None:
-            low, high = spec.bracket().low, spec.bracket().high
+            low, high = spec.search_range()
             print(
                 f"{spec.name}: bracketing search from {low:g} to {high:g} "
                 f"(tol {spec.search.tol:g} decades, at most {spec.search.budget} strengths; "
@@ -413,7 +418,8 @@ def _print_dry_run(config: SweepConfig, points: list[TrainingPoint], data: Resam
 def cmd_ls(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from sweeps import curves, results, tracking
+    from sweeps.analysis import curves
+    from sweeps.store import results, tracking
 
     client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
     rows = []
@@ -449,8 +455,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from sweeps import results, tracking
     from sweeps.settings import SETTING_KEYS
+    from sweeps.store import results, tracking
 
     client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
     parent = tracking.find_sweep(client, args.sweep)
@@ -474,7 +480,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from sweeps import tracking
+    from sweeps.store import tracking
 
     uri = args.tracking_uri or tracking.default_tracking_uri() or "sqlite:///mlflow.db"
     if uri.startswith(("http://", "https://")):
@@ -504,7 +510,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def _print_newest_sweep(uri: str, address: str) -> None:
     """The UI addresses of the newest sweep's runs, if the store has a sweep."""
-    from sweeps import tracking
+    from sweeps.store import tracking
 
     if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///") :]):
         return  # no store yet (the UI makes an empty one)
@@ -517,7 +523,8 @@ def _print_newest_sweep(uri: str, address: str) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sweeps import report, tracking
+    from sweeps.analysis import report
+    from sweeps.store import tracking
 
     client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
     parent = tracking.find_sweep(client, args.sweep)
@@ -528,7 +535,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from sweeps import compare, tracking
+    from sweeps.analysis import compare
+    from sweeps.store import tracking
 
     client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
     out = compare.write_comparison(client, args.curves, args.metric, args.out)

@@ -2,9 +2,9 @@
 
 One row per setting: its name, its type and allowed values (taken from regcore's own tables),
 where a sweep config holds it, how it reaches the estimator, whether it is a child-run param and
-how the report groups by it. Config validation (:mod:`sweeps.config` builds the ``model`` section
-from this table), the trainable, the MLflow writer, the results table and the report all read it
-here, in the spirit of scikit-learn's ``_parameter_constraints``.
+how the report groups by it. Config validation (:mod:`sweeps.config.schema` builds the ``model``
+section from this table), the trainable, the MLflow writer, the results table and the report all
+read it here, in the spirit of scikit-learn's ``_parameter_constraints``.
 
 The strength of a point (the report's x axis) is ``lam``, or ``1 - keep_prob`` for dropout.
 """
@@ -26,7 +26,7 @@ from regcore.optimizers import OPTIMIZERS
 from regcore.penalties import PENALTIES
 
 #: what a sweep may select lambda by (``select:``), each with the training-set metric its rise is
-#: decomposed against (:mod:`sweeps.curves`)
+#: decomposed against (:mod:`sweeps.analysis.curves`)
 SELECTION = {metrics.DEV_COST: metrics.TRAIN_LOSS, metrics.DEV_ERROR: metrics.TRAIN_ERROR}
 
 #: the penalties, in the order the lecture (and every report) takes them

@@ -4,9 +4,9 @@ import threading
 
 import numpy as np
 
-from sweeps.backlog import Backlog, record_bytes
-from sweeps.trial_result import PointResult
-from sweeps.writer import PointRecord
+from sweeps.store.backlog import Backlog, record_bytes
+from sweeps.store.point_result import PointResult
+from sweeps.store.writer import PointRecord
 
 
 def record(i, size=100_000):

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from sweeps.bracket import Bracket, Evaluation
+from sweeps.analysis.bracket import Bracket, Evaluation
 
 SE = 0.01
 

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from sweeps.cli import main
-from sweeps.config import bundled_configs, expand, read_config
+from sweeps.config.points import expand
+from sweeps.config.reading import bundled_configs, read_config
 from sweeps.errors import UsageError
 from tests.helpers import ROOT, SMALL, VENV_BIN, deep_update, write_config
 
@@ -245,7 +246,7 @@ def test_expansion():
 
 
 def read_config_from(raw):
-    from sweeps.config import validate
+    from sweeps.config.schema import validate
 
     return validate(deep_update(raw, {}))
 
@@ -302,8 +303,8 @@ def test_bad_environment_variables_are_bad_input(
 
 @pytest.mark.integration
 def test_resume_with_another_config_is_refused_before_ray_starts(tmp_path, capsys):
-    from sweeps import tracking
-    from sweeps.config import read_config
+    from sweeps.config.reading import read_config
+    from sweeps.store import tracking
 
     config_path = write_config(tmp_path / "c.yaml", {"name": "kept"})
     config, _, text = read_config(str(config_path))

@@ -7,11 +7,12 @@ import pytest
 
 from regcore import RegularizedClassifier, fit_many
 from regcore.datasets import load_dataset
-from sweeps import curves
+from sweeps.analysis import curves
 
 
 def curve(strengths, dev_cost, train_loss, dev_error=None, train_error=None, se=0.0):
-    """An aggregated curve as :func:`sweeps.curves.aggregate` gives it, one seed per strength."""
+    """An aggregated curve as :func:`sweeps.analysis.curves.aggregate` gives it, one seed per
+    strength."""
     n = len(strengths)
     frame = pd.DataFrame(
         {

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from sweeps import progress
+from sweeps.execution import progress
 
 
 @pytest.fixture

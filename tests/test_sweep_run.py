@@ -14,7 +14,8 @@ import yaml
 
 from regcore import RegularizedClassifier
 from regcore.datasets import load_dataset
-from sweeps.config import expand, read_config
+from sweeps.config.points import expand
+from sweeps.config.reading import read_config
 from tests.helpers import (
     ROOT,
     SMALL,

@@ -4,10 +4,11 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2 as codes
 
-from sweeps import tracking
-from sweeps.config import expand, read_config
-from sweeps.trainable import train_pack
-from sweeps.writer import ChildRunWriter, PointRecord, is_permanent
+from sweeps.config.points import expand
+from sweeps.config.reading import read_config
+from sweeps.execution.trainable import train_pack
+from sweeps.store import tracking
+from sweeps.store.writer import ChildRunWriter, PointRecord, is_permanent
 from tests.helpers import write_config
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ Writes to the output folder and logs under ``report/`` on the sweep's parent run
 ``mechanisms_<penalty>.png``, ``boundaries_<penalty>.png`` (2-D datasets), ``curves.csv`` (the
 aggregated curves) and ``summary.json`` (best points). The runs of each curve's best strength get
 the tag ``regsweep.best = true``. The rules behind best, lambda.1se and the shaded sides are in
-:mod:`sweeps.curves`.
+:mod:`sweeps.analysis.curves`.
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ import pandas as pd
 
 from regcore import RegularizedClassifier, metrics
 from regcore.model_io import from_npz
-from sweeps import curves as curve_rules
-from sweeps import tracking
-from sweeps.config import SweepConfig, config_from_text, load_data
+from sweeps.analysis import curves as curve_rules
+from sweeps.config.data import load_data
+from sweeps.config.reading import config_from_text
+from sweeps.config.schema import SweepConfig
 from sweeps.errors import UsageError
-from sweeps.refit import refit_frame
-from sweeps.results import child_frame
+from sweeps.execution.refit import refit_frame
 from sweeps.settings import strength_name
+from sweeps.store import tracking
+from sweeps.store.results import child_frame
 
 
 def sweep_config(client: Any, parent: Any) -> SweepConfig:
@@ -226,7 +228,7 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
     first = data.fold_data(0)  # the pictures show fold 0's models on its training part
     out.mkdir(parents=True, exist_ok=True)
 
-    from sweeps import plots
+    from sweeps.analysis import plots
 
     brackets = _brackets(client, parent)
     summaries = {}

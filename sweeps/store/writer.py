@@ -1,9 +1,9 @@
 """The driver-side writer of child runs: background threads, the only writers to MLflow.
 
 They retry with backoff while the tracking server is unreachable and keep the results meanwhile
-(in memory up to a bound, then on disk: :mod:`sweeps.backlog`). Each result carries fixed metric
-timestamps, and MLflow stores identical metric values once, so a retried write adds nothing
-twice.
+(in memory up to a bound, then on disk: :mod:`sweeps.store.backlog`). Each result carries fixed
+metric timestamps, and MLflow stores identical metric values once, so a retried write adds
+nothing twice.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweeps.backlog import Backlog
-from sweeps.config import SweepConfig, TrainingPoint
+from sweeps.config.points import TrainingPoint
+from sweeps.config.schema import SweepConfig
 from sweeps.errors import first_line
-from sweeps.tracking import (
+from sweeps.store.backlog import Backlog
+from sweeps.store.point_result import PointResult
+from sweeps.store.tracking import (
     DIVERGED_TAG,
     ERROR_TAG,
     KEY_TAG,
@@ -37,7 +39,6 @@ from sweeps.tracking import (
     point_params,
     search_all,
 )
-from sweeps.trial_result import PointResult
 
 
 @dataclass
@@ -84,7 +85,7 @@ class ChildRunWriter:
 
     ``writers`` threads write at once (one for SQLite, which takes one writer at a time; a
     tracking server and its database take several); results of one point are never written by
-    two threads at once. Results wait in a :class:`~sweeps.backlog.Backlog` (memory up to a
+    two threads at once. Results wait in a :class:`~sweeps.store.backlog.Backlog` (memory up to a
     bound, then a spill file). A write that fails for a reason retrying cannot fix (see
     :func:`is_permanent`) is dropped and counted; anything else (an unreachable server, a
     timeout, a 5xx) is retried with exponential backoff up to ``max_backoff`` seconds until

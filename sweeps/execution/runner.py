@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from regcore.datasets import Resampled
-from sweeps.config import SweepConfig, TrainingPoint, curve_specs
+from sweeps.config.points import TrainingPoint, curve_specs
+from sweeps.config.schema import SweepConfig
 from sweeps.errors import SweepError, UsageError, env_number, first_line
-from sweeps.progress import Progress
-from sweeps.tracking import Sweep
-from sweeps.trainable import config_json, pack_trainable
-from sweeps.writer import ChildRunWriter
+from sweeps.execution.progress import Progress
+from sweeps.execution.trainable import config_json, pack_trainable
+from sweeps.store.tracking import Sweep
+from sweeps.store.writer import ChildRunWriter
 
 #: points per trial, at most, in a sweep of few points (a pack is the unit of scheduling)
 MAX_PACK = 32
@@ -37,7 +38,7 @@ PACK_MEMORY_BUDGET = 512 * 2**20
 ACTIVATION_COST = 50
 #: workers import the trainable's modules when they start (Ray starts some ahead of need),
 #: not when their first trial arrives
-WORKER_ENV = {"worker_process_setup_hook": "sweeps.trainable.import_training_modules"}
+WORKER_ENV = {"worker_process_setup_hook": "sweeps.execution.trainable.import_training_modules"}
 
 
 def drain_seconds() -> float:
@@ -271,7 +272,7 @@ def run_points(
     from ray import tune
     from ray.tune import FailureConfig, RunConfig, TuneConfig
 
-    from sweeps.callback import ResultsToMLflow
+    from sweeps.execution.callback import ResultsToMLflow
 
     started = time.monotonic()
     todo = [p for p in points if p.key not in sweep.done_keys]
@@ -311,7 +312,7 @@ def run_points(
                 trial_dirname_creator=lambda trial: f"pack-{trial.trial_id}",
             )
             if specs:
-                from sweeps.searcher import SweepSearcher
+                from sweeps.execution.searcher import SweepSearcher
 
                 searcher = SweepSearcher(
                     config,
@@ -383,7 +384,7 @@ def known_outcomes(sweep: Sweep, config: SweepConfig) -> dict[str, tuple[float, 
     holds, by key: where a bracketing search starts from (none for a new sweep)."""
     if not sweep.done_keys:
         return {}
-    from sweeps.results import child_frame, complete_keys
+    from sweeps.store.results import child_frame, complete_keys
 
     frame = child_frame(sweep.client, sweep.client.get_run(sweep.run_id), search=True)
     done = frame[frame["key"].isin(complete_keys(frame))]

@@ -1,6 +1,6 @@
 """The Ray Tune callback through which trial results reach the MLflow writer (driver side).
 
-Kept apart from :mod:`sweeps.runner` so that importing the runner does not import Ray Tune
+Kept apart from :mod:`sweeps.execution.runner` so that importing the runner does not import Ray Tune
 (the CLI imports Tune while Ray starts).
 """
 
@@ -11,10 +11,10 @@ from typing import Any
 
 from ray.tune import Callback
 
-from sweeps.config import TrainingPoint
-from sweeps.progress import Progress
-from sweeps.trial_result import POINTS
-from sweeps.writer import ChildRunWriter, PointRecord
+from sweeps.config.points import TrainingPoint
+from sweeps.execution.progress import Progress
+from sweeps.store.point_result import POINTS
+from sweeps.store.writer import ChildRunWriter, PointRecord
 
 
 class ResultsToMLflow(Callback):

@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 
 from regcore import metrics
-from sweeps import curves as curve_rules
-from sweeps import tracking
+from sweeps.analysis import curves as curve_rules
+from sweeps.analysis.report import STYLE, png_tag
 from sweeps.errors import UsageError
-from sweeps.report import STYLE, png_tag
-from sweeps.results import child_frame
 from sweeps.settings import CURVE_KEYS, curve_name
+from sweeps.store import tracking
+from sweeps.store.results import child_frame
 
 SELECTABLE = {"penalty": str, "depth": int, "width": int, "l1_ratio": float}
 
@@ -140,7 +140,7 @@ def write_comparison(
     )
     wide.to_csv(out / "compare.csv")
 
-    from sweeps import plots
+    from sweeps.analysis import plots
 
     plots.comparison_figure(out / "compare.png", long, metric)
     page = [

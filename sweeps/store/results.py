@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from sweeps import tracking
 from sweeps.settings import SETTING_KEYS, read_params, strength
+from sweeps.store import tracking
 
 #: child-run tags as columns
 TAGS = {
@@ -94,7 +94,8 @@ def _searched_table(client: Any, parent: Any) -> pd.DataFrame:
 
 
 def complete_keys(frame: pd.DataFrame) -> set[str]:
-    """Keys of the points whose run is complete (:func:`sweeps.tracking.is_complete_state`)."""
+    """Keys of the points whose run is complete
+    (:func:`sweeps.store.tracking.is_complete_state`)."""
     done = [
         tracking.is_complete_state(status, bool(diverged))
         for status, diverged in zip(frame["status"], frame["diverged"], strict=True)

@@ -166,7 +166,7 @@ class CurveSummary:
     verdict: str
     disagreement: str | None = None
     strengths: list[dict] = field(default_factory=list)
-    bracket: dict | None = None  # a bracketing search's final brackets (sweeps.bracket)
+    bracket: dict | None = None  # a bracketing search's final brackets (sweeps.analysis.bracket)
 
     @property
     def best_mean(self) -> float:

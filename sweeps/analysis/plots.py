@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from regcore import RegularizedClassifier, metrics
-from sweeps.curves import CurveSummary, reference_levels
+from sweeps.analysis.curves import CurveSummary, reference_levels
 from sweeps.settings import strength_axis, strength_name
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]

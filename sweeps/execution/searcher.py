@@ -1,4 +1,5 @@
-"""The Ray Tune search algorithm of a sweep with bracketing searches (:mod:`sweeps.bracket`).
+"""The Ray Tune search algorithm of a sweep with bracketing searches
+(:mod:`sweeps.analysis.bracket`).
 
 Tune drives it as any ``Searcher``: it proposes trials, each a pack of trainings (the grid's
 packs first, then one strength of a searched curve with all its seeds and folds), learns each
@@ -20,10 +21,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sweeps.bracket import Bracket, Evaluation
-from sweeps.config import CurveSpec, SweepConfig, TrainingPoint
-from sweeps.curves import cv_stats
-from sweeps.trial_result import POINTS
+from sweeps.analysis.bracket import Bracket, Evaluation
+from sweeps.analysis.curves import cv_stats
+from sweeps.config.points import CurveSpec, TrainingPoint
+from sweeps.config.schema import SweepConfig
+from sweeps.store.point_result import POINTS
 
 #: what the search needs of a complete training: its selection metric and its weight (n_dev)
 Outcome = tuple[float, float]
@@ -34,7 +36,9 @@ class CurveSearch:
 
     def __init__(self, spec: CurveSpec, config: SweepConfig) -> None:
         self.spec, self.config = spec, config
-        self.bracket: Bracket = spec.bracket()
+        low, high = spec.search_range()
+        search = spec.search
+        self.bracket = Bracket(low, high, search.tol, search.budget, search.start)
         self.round: list[float] = []  # strengths of the round in flight
         self.rounds = 0
 
@@ -191,8 +195,9 @@ class SweepSearcher(_searcher_base()):
             self._enqueue(index, self.searches[index].advance(self.known))
 
     def brackets(self) -> dict[str, dict]:
-        """Each searched curve's final brackets (:meth:`sweeps.bracket.Bracket.intervals`) and
-        how many strengths and rounds it took."""
+        """Each searched curve's final brackets
+        (:meth:`sweeps.analysis.bracket.Bracket.intervals`) and how many strengths and rounds it
+        took."""
         return {
             search.spec.name: {
                 **search.bracket.intervals(),

@@ -1,7 +1,7 @@
 """What runs inside a Ray Tune trial: a pack of points trained together with ``regcore.fit_many``.
 
 Trials never touch MLflow: they report each point's history, final metrics and weights through
-Ray Tune's result stream, and the driver writes them (see :mod:`sweeps.writer`).
+Ray Tune's result stream, and the driver writes them (see :mod:`sweeps.store.writer`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from regcore import DivergenceWarning, RegularizedClassifier, fit_many, metrics
 from regcore.datasets import Dataset, Resampled
 from regcore.engines import compiled_available
 from regcore.model_io import to_npz
-from sweeps.config import DatasetConfig, ModelConfig, SweepConfig, TrainingPoint, load_data
+from sweeps.config.data import load_data
+from sweeps.config.points import TrainingPoint
+from sweeps.config.schema import DatasetConfig, ModelConfig, SweepConfig
 from sweeps.settings import estimator_params, training_values
-from sweeps.trial_result import POINTS, PointResult
+from sweeps.store.point_result import POINTS, PointResult
 
 
 def import_training_modules() -> None:
@@ -67,7 +69,7 @@ def point_result(
     """What a trial reports for one trained point.
 
     The test set is scored on a single train/dev split only: with cross-validation it is
-    scored once, by the refit on all non-test data (:mod:`sweeps.refit`).
+    scored once, by the refit on all non-test data (:mod:`sweeps.execution.refit`).
     """
     history = estimator.history_
     final = {k: float(v) for k, v in history.iloc[-1].items() if k != metrics.EPOCH}

@@ -36,12 +36,13 @@ from sklearn.preprocessing import StandardScaler
 import regcore
 from regcore import DivergenceWarning, fit_many, metrics
 from regcore.datasets import Resampled
-from sweeps import tracking
-from sweeps.config import SweepConfig, TrainingPoint, curve_specs
-from sweeps.curves import CurveSummary
+from sweeps.analysis.curves import CurveSummary
+from sweeps.config.points import TrainingPoint, curve_specs
+from sweeps.config.schema import SweepConfig
+from sweeps.execution.trainable import estimator_for
 from sweeps.settings import strength
-from sweeps.trainable import estimator_for
-from sweeps.trial_result import step_metrics
+from sweeps.store import tracking
+from sweeps.store.point_result import step_metrics
 
 #: the rules a refit follows, with the alias its registered version gets
 RULES = {"lambda.min": "lambda-min", "lambda.1se": "lambda-1se"}

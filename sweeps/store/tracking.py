@@ -8,7 +8,7 @@ A child run is complete when it is FINISHED, or FAILED with the ``diverged`` tag
 diverges does so again). A child run that is anything else (cut off mid-write, or a trial that
 failed for good) is replaced when its point is trained again.
 
-Child runs are written by :class:`sweeps.writer.ChildRunWriter`, the driver's only writer.
+Child runs are written by :class:`sweeps.store.writer.ChildRunWriter`, the driver's only writer.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from regcore.datasets import FILE, SYNTHETIC, Resampled
-from sweeps.config import SweepConfig, TrainingPoint
+from sweeps.config.points import TrainingPoint
+from sweeps.config.schema import SweepConfig
 from sweeps.errors import SweepError, UsageError, first_line
 from sweeps.settings import param_values, training_values
 
@@ -241,7 +242,7 @@ def find_sweep(client: Any, sweep: str | None, experiment: str | None = None):
 
 def children_filter(parent_run_id: str, kind: str = "point") -> str:
     """The search filter for a sweep's child runs of one kind: ``point`` (a training) or
-    ``refit`` (:mod:`sweeps.refit`)."""
+    ``refit`` (:mod:`sweeps.execution.refit`)."""
     return f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{KIND_TAG}` = '{kind}'"
 
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sweeps.curves import one_se_rule
+from sweeps.analysis.curves import one_se_rule
+from sweeps.config.points import log_grid, rounded_strength
 
 #: how far past the bracket's ends an extension may go, in decades
 MAX_EXTENSION = 4.0
@@ -69,9 +70,7 @@ class Bracket:
 
     def first_round(self) -> list[float]:
         """The strengths of the first round."""
-        lo, hi = math.log10(self.low), math.log10(self.high)
-        count = max(2, min(self.start, self.budget))
-        return [_strength(lo + (hi - lo) * i / (count - 1)) for i in range(count)]
+        return log_grid(self.low, self.high, max(2, min(self.start, self.budget)))
 
     def record(self, strength: float, evaluation: Evaluation) -> None:
         """What the curve's trainings at ``strength`` gave."""
@@ -90,10 +89,10 @@ class Bracket:
             close = [y for y in (*xs, *kept) if abs(y - x) < DUPLICATE * self.tol]
             if not close:
                 kept.append(x)
-        return [_strength(x) for x in kept[:left]]
+        return [rounded_strength(x) for x in kept[:left]]
 
     def _rule(self, xs: list[float]) -> tuple[int, int]:
-        """lambda.min and lambda.1se among ``xs`` (:func:`sweeps.curves.one_se_rule`)."""
+        """lambda.min and lambda.1se among ``xs`` (:func:`sweeps.analysis.curves.one_se_rule`)."""
         evaluations = [self.results[x] for x in xs]
         return one_se_rule([e.mean for e in evaluations], [e.se for e in evaluations])
 
@@ -148,17 +147,11 @@ class Bracket:
         around = (xs[max(best - 1, 0)], xs[min(best + 1, len(xs) - 1)])
         crossing = (xs[within], xs[within + 1]) if within + 1 < len(xs) else None
         return {
-            "min": (_strength(around[0]), _strength(around[1])),
-            "one_se": None if crossing is None else tuple(_strength(x) for x in crossing),
+            "min": (rounded_strength(around[0]), rounded_strength(around[1])),
+            "one_se": None if crossing is None else tuple(rounded_strength(x) for x in crossing),
         }
 
 
 def _key(strength: float) -> float:
     """Strengths are compared by their log10 rounded to 12 digits (they travel as text)."""
     return round(math.log10(strength), 12)
-
-
-def _strength(x: float) -> float:
-    """The strength at ``x = log10(strength)``, rounded to 12 significant digits (so that the
-    same proposal gives the same key, the same param and the same run name everywhere)."""
-    return float(f"{10.0**x:.12g}")
