@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from regcore import metrics
 from sweeps.errors import SweepError, UsageError, first_line
+from sweeps.store import layout
 
 if TYPE_CHECKING:
     from regcore.datasets import Resampled
@@ -376,7 +377,7 @@ def _refit(
         registered = refit.register(client, config.register_as, refits)
         print(
             f"registered {registered[0][0].summary.name} as {config.register_as!r}: "
-            + ", ".join(f"version {v.version} @{refit.RULES[r.rule]}" for r, v in registered)
+            + ", ".join(f"version {v.version} @{layout.RULES[r.rule]}" for r, v in registered)
         )
     return refits
 
@@ -425,9 +426,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
     rows = []
     for parent in tracking.sweep_runs(client, args.experiment):
         tags = parent.data.tags
-        if parent.info.status != "RUNNING" and tracking.DONE_TAG in tags:
+        if parent.info.status != "RUNNING" and layout.DONE_TAG in tags:
             # as the sweep recorded it when it ended: no need to read its runs
-            done, best_cost = int(tags[tracking.DONE_TAG]), tags.get(tracking.BEST_COST_TAG)
+            done, best_cost = int(tags[layout.DONE_TAG]), tags.get(layout.BEST_COST_TAG)
             best_cost = float(best_cost) if best_cost else float("nan")
         else:
             frame = results.child_frame(client, parent)
@@ -436,10 +437,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
             best_cost = best[metrics.DEV_COST].min() if len(best) else float("nan")
         rows.append(
             {
-                "sweep": tags.get(tracking.SWEEP_TAG, parent.info.run_name),
+                "sweep": tags.get(layout.SWEEP_TAG, parent.info.run_name),
                 "run_id": parent.info.run_id,
                 "status": parent.info.status,
-                "points": f"{done}/{tags.get(tracking.POINTS_TAG, '?')}",
+                "points": f"{done}/{tags.get(layout.POINTS_TAG, '?')}",
                 # as everywhere: the lowest mean over folds and seeds of a setting
                 "best_dev_cost": best_cost,
                 "started": pd.to_datetime(parent.info.start_time, unit="ms").strftime(
@@ -473,7 +474,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "diverged",
     )
     columns = [c for c in shown if c in frame]
-    name = parent.data.tags.get(tracking.SWEEP_TAG)
+    name = parent.data.tags.get(layout.SWEEP_TAG)
     print(f"sweep {name} ({parent.info.run_id}, {parent.info.status}): {len(frame)} runs")
     print(results.format_table(frame[columns]))
     return 0
@@ -517,7 +518,7 @@ def _print_newest_sweep(uri: str, address: str) -> None:
     runs = tracking.sweep_runs(tracking.client_for(uri))
     if runs:
         run = runs[0]
-        name = run.data.tags.get(tracking.SWEEP_TAG, run.info.run_name)
+        name = run.data.tags.get(layout.SWEEP_TAG, run.info.run_name)
         runs_page, run_page = tracking.ui_pages(address, run.info.experiment_id, run.info.run_id)
         print(f"newest sweep {name}: its runs {runs_page}\n  its parent run {run_page}", flush=True)
 

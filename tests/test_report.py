@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import requests
 
-from sweeps.store.tracking import BEST_TAG
+from sweeps.store.layout import BEST_TAG
 from tests.helpers import (
     SMALL,
     cli,

@@ -7,7 +7,7 @@ from mlflow.protos import databricks_pb2 as codes
 from sweeps.config.points import expand
 from sweeps.config.reading import read_config
 from sweeps.execution.trainable import train_pack
-from sweeps.store import tracking
+from sweeps.store import layout, tracking
 from sweeps.store.writer import ChildRunWriter, PointRecord, is_permanent
 from tests.helpers import write_config
 
@@ -28,7 +28,7 @@ def store(tmp_path):
 
 def _runs(client, sweep):
     parent = client.get_run(sweep.run_id)
-    return {r.data.tags[tracking.KEY_TAG]: r for r in tracking.child_runs(client, parent)}
+    return {r.data.tags[layout.KEY_TAG]: r for r in tracking.child_runs(client, parent)}
 
 
 def _foreign_run(client, sweep, point, status):
@@ -36,10 +36,10 @@ def _foreign_run(client, sweep, point, status):
     run = client.create_run(
         sweep.experiment_id,
         tags={
-            tracking.PARENT_TAG: sweep.run_id,
-            tracking.KIND_TAG: "point",
-            tracking.KEY_TAG: point.key,
-            tracking.WRITER_TAG: "someone-else",
+            layout.PARENT_TAG: sweep.run_id,
+            layout.KIND_TAG: "point",
+            layout.KEY_TAG: point.key,
+            layout.WRITER_TAG: "someone-else",
         },
         run_name=point.run_name,
     )
@@ -68,7 +68,7 @@ def test_resumed_writer_keeps_complete_runs_and_replaces_cut_off_ones(store):
     assert runs[points[1].key].info.status == "FINISHED"
     # a later error for a point that finished does not replace its run
     assert runs[points[2].key].info.status == "FINISHED"
-    assert tracking.ERROR_TAG not in runs[points[2].key].data.tags
+    assert layout.ERROR_TAG not in runs[points[2].key].data.tags
     history = client.get_metric_history(runs[points[1].key].info.run_id, "dev_cost")
     assert len(history) == len(results[1].rows)  # each row written once
 
@@ -80,7 +80,7 @@ def test_failed_trial_leaves_a_failed_run_that_resume_replaces(store):
     assert writer.close(timeout=60) == 0
     failed = _runs(client, sweep)[points[0].key]
     assert failed.info.status == "FAILED"
-    assert failed.data.tags[tracking.ERROR_TAG] == "ActorDiedError: node lost"
+    assert failed.data.tags[layout.ERROR_TAG] == "ActorDiedError: node lost"
     assert points[0].key not in tracking.complete_keys([failed])
 
     resumed = tracking.Sweep(client, sweep.experiment_id, sweep.run_id, sweep.name, True)

@@ -27,7 +27,7 @@ from sweeps.analysis import curves as curve_rules
 from sweeps.analysis.report import STYLE, png_tag
 from sweeps.errors import UsageError
 from sweeps.settings import CURVE_KEYS, curve_name
-from sweeps.store import tracking
+from sweeps.store import layout, tracking
 from sweeps.store.results import child_frame
 
 SELECTABLE = {"penalty": str, "depth": int, "width": int, "l1_ratio": float}
@@ -68,7 +68,7 @@ def _selected_curves(
     client: Any, selection: Selection, metric: str
 ) -> list[tuple[str, pd.DataFrame]]:
     parent = tracking.find_sweep(client, selection.sweep)
-    name = parent.data.tags.get(tracking.SWEEP_TAG, parent.info.run_name)
+    name = parent.data.tags.get(layout.SWEEP_TAG, parent.info.run_name)
     frame = child_frame(client, parent)
     for key, value in selection.filters:
         if key in frame:

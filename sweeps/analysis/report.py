@@ -31,19 +31,19 @@ from sweeps.config.schema import SweepConfig
 from sweeps.errors import UsageError
 from sweeps.execution.refit import refit_frame
 from sweeps.settings import strength_name
-from sweeps.store import tracking
+from sweeps.store import layout, tracking
 from sweeps.store.results import child_frame
 
 
 def sweep_config(client: Any, parent: Any) -> SweepConfig:
     """The config a sweep ran with, from its parent run's ``sweep.yaml`` artifact."""
     with tempfile.TemporaryDirectory() as folder:
-        path = client.download_artifacts(parent.info.run_id, "sweep.yaml", folder)
+        path = client.download_artifacts(parent.info.run_id, layout.CONFIG_ARTIFACT, folder)
         return config_from_text(Path(path).read_text())
 
 
 def _model(client: Any, run_id: str, folder: str) -> RegularizedClassifier:
-    return from_npz(client.download_artifacts(run_id, "weights.npz", folder))
+    return from_npz(client.download_artifacts(run_id, layout.WEIGHTS_ARTIFACT, folder))
 
 
 def _pictures(
@@ -95,7 +95,7 @@ def _brackets(client: Any, parent: Any) -> dict[str, dict]:
     run), or none for a grid."""
     try:
         with tempfile.TemporaryDirectory() as folder:
-            path = client.download_artifacts(parent.info.run_id, "brackets.json", folder)
+            path = client.download_artifacts(parent.info.run_id, layout.BRACKETS_ARTIFACT, folder)
             return json.loads(Path(path).read_text())
     except Exception:  # a grid's sweep has no brackets
         return {}
@@ -216,7 +216,7 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 
 def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Path:
     """Build the report of the sweep whose parent run is ``parent``; return the folder."""
-    name = parent.data.tags.get(tracking.SWEEP_TAG, parent.info.run_name)
+    name = parent.data.tags.get(layout.SWEEP_TAG, parent.info.run_name)
     out = Path(out) if out else Path("reports") / name
     frame = child_frame(client, parent)
     aggregated = curve_rules.aggregate(frame)
@@ -289,7 +289,7 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     (out / "report.html").write_text(_html(name, summary, table, refits, figures))
     _tag_best_runs(client, parent, frame, ordered)
-    client.log_artifacts(parent.info.run_id, str(out), "report")
+    client.log_artifacts(parent.info.run_id, str(out), layout.REPORT_FOLDER)
     return out
 
 
@@ -341,10 +341,10 @@ def _tag_best_runs(
     marked = tracking.search_all(
         client,
         [parent.info.experiment_id],
-        f"{tracking.children_filter(parent.info.run_id)} and tags.`{tracking.BEST_TAG}` = 'true'",
+        f"{tracking.children_filter(parent.info.run_id)} and tags.`{layout.BEST_TAG}` = 'true'",
     )
     previous = {run.info.run_id for run in marked}
     for run_id in best_ids - previous:
-        client.set_tag(run_id, tracking.BEST_TAG, "true")
+        client.set_tag(run_id, layout.BEST_TAG, "true")
     for run_id in previous - best_ids:
-        client.set_tag(run_id, tracking.BEST_TAG, "false")
+        client.set_tag(run_id, layout.BEST_TAG, "false")

@@ -41,15 +41,8 @@ from sweeps.config.points import TrainingPoint, curve_specs
 from sweeps.config.schema import SweepConfig
 from sweeps.execution.trainable import estimator_for
 from sweeps.settings import strength
-from sweeps.store import tracking
+from sweeps.store import layout, tracking
 from sweeps.store.point_result import step_metrics
-
-#: the rules a refit follows, with the alias its registered version gets
-RULES = {"lambda.min": "lambda-min", "lambda.1se": "lambda-1se"}
-RULE_TAG = "regsweep.rule"
-CURVE_TAG = "regsweep.curve"
-MODEL_NAME = "model"  # the logged model's name in its run
-MODEL_URI_TAG = "regsweep.model_uri"
 
 
 @dataclass
@@ -150,7 +143,7 @@ def log(client: Any, sweep: tracking.Sweep, config: SweepConfig, data: Resampled
     from mlflow.models import infer_signature
 
     parent = client.get_run(sweep.run_id)
-    for run in tracking.child_runs(client, parent, kind="refit"):
+    for run in tracking.child_runs(client, parent, kind=layout.REFIT):
         client.delete_run(run.info.run_id)
     X_rest, y_rest, _, _ = data.refit_data()
     example = pd.DataFrame(X_rest[:5], columns=list(data.feature_names))
@@ -160,10 +153,10 @@ def log(client: Any, sweep: tracking.Sweep, config: SweepConfig, data: Resampled
         run = client.create_run(
             sweep.experiment_id,
             tags={
-                tracking.PARENT_TAG: sweep.run_id,
-                tracking.KIND_TAG: "refit",
-                RULE_TAG: refit.rule,
-                CURVE_TAG: refit.summary.name,
+                layout.PARENT_TAG: sweep.run_id,
+                layout.KIND_TAG: layout.REFIT,
+                layout.RULE_TAG: refit.rule,
+                layout.CURVE_TAG: refit.summary.name,
             },
             run_name=refit.run_name,
         )
@@ -179,19 +172,19 @@ def log(client: Any, sweep: tracking.Sweep, config: SweepConfig, data: Resampled
             Metric(k, v, stamp, step)
             for k, v, step in step_metrics(list(history.columns), rows, final)
         ]
-        tags = [RunTag(tracking.DIVERGED_TAG, "true")] if estimator.diverged_ else []
+        tags = [RunTag(layout.DIVERGED_TAG, "true")] if estimator.diverged_ else []
         tracking.log_batch(
             client, run_id, [tracking.mlflow_param(k, v) for k, v in params.items()], tags, logged
         )
         # the logged model is created here, in the sweep's experiment: left to log_model, it
         # would go to the fluent API's current experiment (the default one)
         logged_model = client.create_logged_model(
-            experiment_id=sweep.experiment_id, name=MODEL_NAME, source_run_id=run_id
+            experiment_id=sweep.experiment_id, name=layout.MODEL_NAME, source_run_id=run_id
         )
         with tracking.tracking_uri(client.tracking_uri), _quiet():
             info = mlflow.sklearn.log_model(
                 refit.pipeline,
-                name=MODEL_NAME,
+                name=layout.MODEL_NAME,
                 model_id=logged_model.model_id,
                 run_id=run_id,  # passed on to Model.log: no fluent run, we end the run ourselves
                 serialization_format="cloudpickle",
@@ -201,7 +194,7 @@ def log(client: Any, sweep: tracking.Sweep, config: SweepConfig, data: Resampled
                 pip_requirements=requirements(),  # no inference subprocess (about 3.5 s)
                 pyfunc_predict_fn="predict_proba",
             )
-        client.set_tag(run_id, MODEL_URI_TAG, info.model_uri)
+        client.set_tag(run_id, layout.MODEL_URI_TAG, info.model_uri)
         client.set_terminated(run_id, status="FAILED" if estimator.diverged_ else "FINISHED")
         refit.run_id, refit.model_uri = run_id, info.model_uri
 
@@ -219,30 +212,30 @@ def register(client: Any, name: str, refits: list[Refit]) -> list[tuple[Refit, A
     with tracking.tracking_uri(client.tracking_uri), _quiet():
         for refit in (r for r in refits if r.summary is best.summary):
             version = mlflow.register_model(refit.model_uri, name, await_registration_for=0)
-            client.set_registered_model_alias(name, RULES[refit.rule], version.version)
-            client.set_model_version_tag(name, version.version, RULE_TAG, refit.rule)
+            client.set_registered_model_alias(name, layout.RULES[refit.rule], version.version)
+            client.set_model_version_tag(name, version.version, layout.RULE_TAG, refit.rule)
             registered.append((refit, version))
     return registered
 
 
 def refit_frame(client: Any, parent: Any) -> pd.DataFrame:
     """A sweep's refit runs as a table: curve, rule, strength, test cost and error, model URI."""
-    runs = tracking.child_runs(client, parent, kind="refit")
+    runs = tracking.child_runs(client, parent, kind=layout.REFIT)
     rows = []
     for run in runs:
         params, values = run.data.params, run.data.metrics
         penalty = params.get("penalty", "")
         rows.append(
             {
-                "curve": run.data.tags.get(CURVE_TAG, ""),
-                "rule": run.data.tags.get(RULE_TAG, ""),
+                "curve": run.data.tags.get(layout.CURVE_TAG, ""),
+                "rule": run.data.tags.get(layout.RULE_TAG, ""),
                 "strength": strength(
                     penalty, float(params.get("lam", "nan")), float(params.get("keep_prob", "nan"))
                 ),
                 "test cost": values.get(metrics.TEST_COST, np.nan),
                 "test error": values.get(metrics.TEST_ERROR, np.nan),
                 "status": run.info.status,
-                "model": run.data.tags.get(MODEL_URI_TAG, ""),
+                "model": run.data.tags.get(layout.MODEL_URI_TAG, ""),
             }
         )
     frame = pd.DataFrame(

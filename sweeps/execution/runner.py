@@ -24,6 +24,7 @@ from sweeps.config.schema import SweepConfig
 from sweeps.errors import SweepError, UsageError, env_number, first_line
 from sweeps.execution.progress import Progress
 from sweeps.execution.trainable import config_json, pack_trainable
+from sweeps.store import layout
 from sweeps.store.tracking import Sweep
 from sweeps.store.writer import ChildRunWriter
 
@@ -363,9 +364,11 @@ def run_points(
             )
     if searcher is not None:
         try:
-            sweep.client.log_dict(sweep.run_id, searcher.brackets(), "brackets.json")
+            sweep.client.log_dict(sweep.run_id, searcher.brackets(), layout.BRACKETS_ARTIFACT)
         except Exception as failure:  # the store went away: the runs hold what matters
-            progress.note(f"brackets.json not written: {first_line(failure, with_type=True)}")
+            progress.note(
+                f"{layout.BRACKETS_ARTIFACT} not written: {first_line(failure, with_type=True)}"
+            )
     return SweepOutcome(
         trained=progress.done - done_before,
         skipped=skipped,

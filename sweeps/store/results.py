@@ -16,19 +16,16 @@ from typing import Any
 import pandas as pd
 
 from sweeps.settings import SETTING_KEYS, read_params, strength
-from sweeps.store import tracking
+from sweeps.store import layout, tracking
 
 #: child-run tags as columns
 TAGS = {
-    "key": tracking.KEY_TAG,
-    "diverged": tracking.DIVERGED_TAG,
-    "node": tracking.NODE_TAG,
-    "best": tracking.BEST_TAG,
-    "error": tracking.ERROR_TAG,
+    "key": layout.KEY_TAG,
+    "diverged": layout.DIVERGED_TAG,
+    "node": layout.NODE_TAG,
+    "best": layout.BEST_TAG,
+    "error": layout.ERROR_TAG,
 }
-
-
-TABLE = "points.parquet"
 
 
 def child_frame(client: Any, parent: Any, *, search: bool = False) -> pd.DataFrame:
@@ -39,9 +36,9 @@ def child_frame(client: Any, parent: Any, *, search: bool = False) -> pd.DataFra
     by its metric name, ``status``, ``run_id``, ``key``, ``diverged`` (bool), ``node`` and
     ``strength`` (lam, or ``1 - keep_prob`` for dropout).
     """
-    if not search and parent.info.status != "RUNNING" and tracking.TABLE_TAG in parent.data.tags:
+    if not search and parent.info.status != "RUNNING" and layout.TABLE_TAG in parent.data.tags:
         stored = _stored_table(client, parent.info.run_id)
-        if stored is not None and len(stored) == int(parent.data.tags[tracking.TABLE_TAG]):
+        if stored is not None and len(stored) == int(parent.data.tags[layout.TABLE_TAG]):
             return stored
     return _searched_table(client, parent)
 
@@ -49,16 +46,16 @@ def child_frame(client: Any, parent: Any, *, search: bool = False) -> pd.DataFra
 def store_table(client: Any, run_id: str, frame: pd.DataFrame) -> None:
     """Store a sweep's table (:func:`child_frame`) on its parent run, for later reads."""
     with tempfile.TemporaryDirectory(prefix="regsweep-") as folder:
-        path = Path(folder) / TABLE
+        path = Path(folder) / layout.TABLE_ARTIFACT
         frame.to_parquet(path, index=False)
         client.log_artifact(run_id, str(path))
-    client.set_tag(run_id, tracking.TABLE_TAG, str(len(frame)))
+    client.set_tag(run_id, layout.TABLE_TAG, str(len(frame)))
 
 
 def _stored_table(client: Any, run_id: str) -> pd.DataFrame | None:
     try:
         with tempfile.TemporaryDirectory(prefix="regsweep-") as folder:
-            return pd.read_parquet(client.download_artifacts(run_id, TABLE, folder))
+            return pd.read_parquet(client.download_artifacts(run_id, layout.TABLE_ARTIFACT, folder))
     except Exception:  # missing or unreadable: the search still answers
         return None
 

@@ -28,30 +28,12 @@ from sweeps.config.points import TrainingPoint
 from sweeps.config.schema import SweepConfig
 from sweeps.errors import SweepError, UsageError, first_line
 from sweeps.settings import param_values, training_values
+from sweeps.store import layout
 
 # our HTTP retries are the writer's backoff; MLflow's own would stall the driver for minutes
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
-PARENT_TAG = "mlflow.parentRunId"
-KIND_TAG = "regsweep.kind"  # "sweep" (parent) or "point" (child)
-SWEEP_TAG = "regsweep.sweep"  # the sweep's name, on the parent
-HASH_TAG = "regsweep.config_hash"
-POINTS_TAG = "regsweep.points"
-KEY_TAG = "regsweep.key"  # the point's deterministic key, on children
-WRITER_TAG = "regsweep.writer"
-NODE_TAG = "regsweep.node"
-THREADS_TAG = "regsweep.threads"  # BLAS/OpenMP threads a training could use
-DIVERGED_TAG = "diverged"
-ERROR_TAG = "regsweep.error"
-BEST_TAG = "regsweep.best"
-MISSING_TAG = "regsweep.missing"
-SPLIT_TAG = "regsweep.split"
-TABLE_TAG = "regsweep.table"  # the rows of the table a sweep stored when it ended
-DONE_TAG = "regsweep.done"  # trainings complete when it ended
-BEST_COST_TAG = "regsweep.best_dev_cost"
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"  # the UI's "Machine learning" view
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
 MAX_PARAMS_PER_BATCH = 100
@@ -193,7 +175,7 @@ def experiment_id(client: Any, name: str, *, create: bool) -> str | None:
     if not create:
         return None
     # MLflow's UI opens a new experiment on its GenAI (traces) view unless told what it holds
-    return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    return client.create_experiment(name, tags={layout.EXPERIMENT_KIND_TAG: layout.EXPERIMENT_KIND})
 
 
 def search_all(client: Any, experiment_ids: list[str], filter_string: str, **kwargs) -> Iterator:
@@ -220,7 +202,10 @@ def sweep_runs(client: Any, experiment: str | None = None) -> list:
         return []
     return list(
         search_all(
-            client, ids, f"tags.`{KIND_TAG}` = 'sweep'", order_by=["attributes.start_time DESC"]
+            client,
+            ids,
+            f"tags.`{layout.KIND_TAG}` = '{layout.SWEEP}'",
+            order_by=["attributes.start_time DESC"],
         )
     )
 
@@ -233,20 +218,20 @@ def find_sweep(client: Any, sweep: str | None, experiment: str | None = None):
             raise UsageError("SWEEP: there are no sweeps in this tracking store yet, got none")
         return runs[0]
     for run in runs:
-        if run.info.run_id == sweep or run.data.tags.get(SWEEP_TAG) == sweep:
+        if run.info.run_id == sweep or run.data.tags.get(layout.SWEEP_TAG) == sweep:
             return run
-    names = sorted({r.data.tags.get(SWEEP_TAG, "?") for r in runs})
+    names = sorted({r.data.tags.get(layout.SWEEP_TAG, "?") for r in runs})
     known = f" (known: {', '.join(names)})" if names else ""
     raise UsageError(f"SWEEP: no sweep named or with run id {sweep!r}{known}")
 
 
-def children_filter(parent_run_id: str, kind: str = "point") -> str:
+def children_filter(parent_run_id: str, kind: str = layout.POINT) -> str:
     """The search filter for a sweep's child runs of one kind: ``point`` (a training) or
     ``refit`` (:mod:`sweeps.execution.refit`)."""
-    return f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{KIND_TAG}` = '{kind}'"
+    return f"tags.`{layout.PARENT_TAG}` = '{parent_run_id}' and tags.`{layout.KIND_TAG}` = '{kind}'"
 
 
-def child_runs(client: Any, parent: Any, kind: str = "point") -> list:
+def child_runs(client: Any, parent: Any, kind: str = layout.POINT) -> list:
     """All active child runs of one kind of a sweep's parent run."""
     return list(
         search_all(client, [parent.info.experiment_id], children_filter(parent.info.run_id, kind))
@@ -261,7 +246,7 @@ def is_complete_state(status: str, diverged: bool) -> bool:
 
 def is_complete(run: Any) -> bool:
     """Whether a child run counts as done (:func:`is_complete_state`)."""
-    return is_complete_state(run.info.status, run.data.tags.get(DIVERGED_TAG) == "true")
+    return is_complete_state(run.info.status, run.data.tags.get(layout.DIVERGED_TAG) == "true")
 
 
 @dataclass
@@ -284,12 +269,12 @@ def resumable_sweep(client: Any, config: SweepConfig) -> Any | None:
     previous = [
         r
         for r in sweep_runs(client, config.experiment)
-        if r.data.tags.get(SWEEP_TAG) == config.name
+        if r.data.tags.get(layout.SWEEP_TAG) == config.name
     ]
     if not previous:
         return None
     parent = previous[0]
-    if parent.data.tags.get(HASH_TAG) != config.config_hash:
+    if parent.data.tags.get(layout.HASH_TAG) != config.config_hash:
         raise UsageError(
             f"--resume: sweep {config.name!r} ({parent.info.run_id}) was started with another "
             "dataset/model/search config; run without --resume for a new sweep"
@@ -316,16 +301,16 @@ def start_sweep(
         client.update_run(resume_from.info.run_id, status="RUNNING")
         return Sweep(client, exp_id, resume_from.info.run_id, config.name, True, done)
     tags = {
-        KIND_TAG: "sweep",
-        SWEEP_TAG: config.name,
-        HASH_TAG: config.config_hash,
-        POINTS_TAG: str(n_points),
+        layout.KIND_TAG: layout.SWEEP,
+        layout.SWEEP_TAG: config.name,
+        layout.HASH_TAG: config.config_hash,
+        layout.POINTS_TAG: str(n_points),
     }
     run = client.create_run(exp_id, tags=tags, run_name=config.name)
     params = [mlflow_param(key, value) for key, value in config.flat_params().items()]
     for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
         client.log_batch(run.info.run_id, params=params[start : start + MAX_PARAMS_PER_BATCH])
-    client.log_text(run.info.run_id, config_text, "sweep.yaml")
+    client.log_text(run.info.run_id, config_text, layout.CONFIG_ARTIFACT)
     if data is not None:
         log_dataset(client, run.info.run_id, config, data)
     return Sweep(client, exp_id, run.info.run_id, config.name, False)
@@ -362,7 +347,7 @@ def log_dataset(client: Any, run_id: str, config: SweepConfig, data: Resampled) 
     split = {**config.dataset.split.model_dump(), "seed": config.dataset.seed}
     tags = [
         InputTag(key=MLFLOW_DATASET_CONTEXT, value="train"),
-        InputTag(key=SPLIT_TAG, value=json.dumps(split)),
+        InputTag(key=layout.SPLIT_TAG, value=json.dumps(split)),
     ]
     client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
 
@@ -423,19 +408,23 @@ def finish_sweep(
     from mlflow.entities import RunTag
 
     status = "KILLED" if interrupted else ("FAILED" if missing or error else "FINISHED")
-    tags = [RunTag(MISSING_TAG, str(missing))]
+    tags = [RunTag(layout.MISSING_TAG, str(missing))]
     if error:
-        tags.append(RunTag(ERROR_TAG, error[:5000]))
+        tags.append(RunTag(layout.ERROR_TAG, error[:5000]))
     if done is not None:
-        tags.append(RunTag(DONE_TAG, str(done)))
+        tags.append(RunTag(layout.DONE_TAG, str(done)))
     if total is not None:
-        tags.append(RunTag(POINTS_TAG, str(total)))
+        tags.append(RunTag(layout.POINTS_TAG, str(total)))
     if best_dev_cost is not None:
-        tags.append(RunTag(BEST_COST_TAG, repr(float(best_dev_cost))))
+        tags.append(RunTag(layout.BEST_COST_TAG, repr(float(best_dev_cost))))
     sweep.client.log_batch(sweep.run_id, tags=tags)
     sweep.client.set_terminated(sweep.run_id, status=status)
 
 
 def complete_keys(runs: Iterable) -> set[str]:
     """The keys of the complete runs among ``runs``."""
-    return {r.data.tags[KEY_TAG] for r in runs if is_complete(r) and KEY_TAG in r.data.tags}
+    return {
+        r.data.tags[layout.KEY_TAG]
+        for r in runs
+        if is_complete(r) and layout.KEY_TAG in r.data.tags
+    }

@@ -20,9 +20,9 @@ from typing import Any
 from sweeps.config.points import TrainingPoint
 from sweeps.config.schema import SweepConfig
 from sweeps.errors import first_line
+from sweeps.store import layout
 from sweeps.store.backlog import Backlog
-from sweeps.store.point_result import PointResult
-from sweeps.store.tracking import (
+from sweeps.store.layout import (
     DIVERGED_TAG,
     ERROR_TAG,
     KEY_TAG,
@@ -31,6 +31,9 @@ from sweeps.store.tracking import (
     PARENT_TAG,
     THREADS_TAG,
     WRITER_TAG,
+)
+from sweeps.store.point_result import PointResult
+from sweeps.store.tracking import (
     Sweep,
     child_runs,
     is_complete,
@@ -244,7 +247,7 @@ class ChildRunWriter:
             start_time=int(time.time() * 1000),
             tags={
                 PARENT_TAG: self.sweep.run_id,
-                KIND_TAG: "point",
+                KIND_TAG: layout.POINT,
                 KEY_TAG: point.key,
                 WRITER_TAG: self.writer_id,
             },
@@ -282,7 +285,7 @@ class ChildRunWriter:
             status = "FAILED" if result.diverged else "FINISHED"
         log_batch(client, run_id, params, tags, logged)
         if result is not None:
-            path = Path(self._scratch.name) / record.point.key / "weights.npz"
+            path = Path(self._scratch.name) / record.point.key / layout.WEIGHTS_ARTIFACT
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(result.weights)
             # straight to the run's artifact location: client.log_artifact would first read the
