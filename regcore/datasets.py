@@ -1,38 +1,94 @@
-"""Datasets for regularization experiments, split deterministically and standardized.
+"""Datasets for regularization experiments: loaded as tables, split deterministically, and
+preprocessed on each split's training part alone.
 
 - 2-D synthetic sets where over- and underfitting can be seen: ``moons``, ``circles``,
   ``spirals`` and ``blobs`` (two overlapping Gaussian clusters); ``noise`` sets how much the
-  classes overlap.
+  classes overlap. One table, :data:`SYNTHETIC`, says how each is made: the loader calls it and
+  a sweep logs it as a call anyone can repeat (:meth:`Synthetic.recipe`).
 - the real datasets that scikit-learn ships (no download): ``breast_cancer``, ``digits``,
   ``wine``, ``iris``.
-- ``file``: a CSV or Parquet file (``path``) with a ``target`` column; every other column must
-  be numeric.
+- ``file``: a user's table (``.csv``, ``.tsv``, ``.csv.gz``, ``.parquet``) with a ``target``
+  column of any labels; text and boolean columns are categorical, missing values are imputed
+  (:mod:`regcore.tables`).
 
 Splits are stratified by class where every class has at least two samples, and depend only on
-``seed``. Standardization (zero mean, unit variance per feature) is fitted on the training part
-alone and applied to all parts; constant features are left unscaled.
+``seed``. Preprocessing (imputing, one-hot encoding, standardizing: zero mean and unit variance
+per numeric feature, constant features left unscaled) is fitted on the training part alone and
+applied to all parts, as a scikit-learn ``Pipeline`` inside ``cross_validate`` would.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn import datasets as sk_datasets
 from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.pipeline import Pipeline
 
-from regcore._validation import first_line, plain
+from regcore._validation import plain
+from regcore.tables import (
+    MAX_CATEGORIES,
+    Columns,
+    TableNotes,
+    check_target,
+    feature_names,
+    file_digest,
+    plan_columns,
+    preprocessor,
+    read_table,
+    select_columns,
+    table_format,
+)
 
 Array = np.ndarray
 
-#: synthetic sets and their default (n_samples, noise)
+
+@dataclass(frozen=True)
+class Synthetic:
+    """How a synthetic dataset is made: ``module.function(n_samples=..., <noise_arg>=noise,
+    **fixed, random_state=seed)``, with its default size and noise."""
+
+    module: str
+    function: str
+    n_samples: int
+    noise: float
+    noise_arg: str = "noise"
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+    def arguments(self, n_samples: int, noise: float, seed: int) -> dict[str, Any]:
+        return {"n_samples": n_samples, self.noise_arg: noise, **self.fixed, "random_state": seed}
+
+    def make(self, n_samples: int, noise: float, seed: int) -> tuple[Array, Array]:
+        """``X`` (n_samples, 2) and ``y`` (n_samples,)."""
+        maker = getattr(importlib.import_module(self.module), self.function)
+        return maker(**self.arguments(n_samples, noise, seed))
+
+    def recipe(self, n_samples: int, noise: float, seed: int) -> str:
+        """The call that makes the data, as Python anyone can run."""
+        arguments = ", ".join(
+            f"{k}={v!r}" for k, v in self.arguments(n_samples, noise, seed).items()
+        )
+        return f"{self.module}.{self.function}({arguments})"
+
+
+#: the synthetic sets, each with how it is made and its default (n_samples, noise)
 SYNTHETIC = {
-    "moons": (300, 0.3),
-    "circles": (300, 0.1),
-    "spirals": (300, 0.2),
-    "blobs": (300, 1.0),
+    "moons": Synthetic("sklearn.datasets", "make_moons", 300, 0.3),
+    "circles": Synthetic("sklearn.datasets", "make_circles", 300, 0.1, fixed={"factor": 0.5}),
+    "spirals": Synthetic("regcore.datasets", "make_spirals", 300, 0.2),
+    "blobs": Synthetic(
+        "sklearn.datasets",
+        "make_blobs",
+        300,
+        1.0,
+        noise_arg="cluster_std",
+        fixed={"centers": [(-1.0, -1.0), (1.0, 1.0)]},
+    ),
 }
 BUILTIN = {
     "breast_cancer": sk_datasets.load_breast_cancer,
@@ -42,16 +98,17 @@ BUILTIN = {
 }
 FILE = "file"
 DATASET_NAMES = (*SYNTHETIC, *BUILTIN, FILE)
-FILE_SUFFIXES = (".csv", ".parquet", ".pq")
+#: ``missing``: what to do with rows that miss a feature value
+MISSING = ("impute", "drop")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Standardized train/dev/test parts of one dataset.
+    """Preprocessed train/dev/test parts of one dataset.
 
-    ``X_*`` have shape (n_part, n_features) and ``y_*`` shape (n_part,). ``mean`` and ``scale``
-    (shape (n_features,)) are the training part's statistics; ``standardize`` applies them to new
-    raw inputs.
+    ``X_*`` have shape (n_part, n_features) and ``y_*`` shape (n_part,). ``preprocessor`` is
+    the training part's fitted preprocessing (:func:`regcore.tables.preprocessor`);
+    :meth:`standardize` applies it to new raw rows.
     """
 
     name: str
@@ -62,8 +119,7 @@ class Dataset:
     X_test: Array
     y_test: Array
     feature_names: tuple[str, ...]
-    mean: Array
-    scale: Array
+    preprocessor: Pipeline
 
     @property
     def n_features(self) -> int:
@@ -73,9 +129,30 @@ class Dataset:
     def classes(self) -> Array:
         return np.unique(self.y_train)
 
-    def standardize(self, X: Array) -> Array:
-        """Scale raw inputs of shape (n, n_features) as the training part was scaled."""
-        return (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+    @property
+    def mean(self) -> Array:
+        """Per model input (n_features,): the training part's mean of a numeric feature, 0 for a
+        one-hot column (not scaled)."""
+        return self._scaling()[0]
+
+    @property
+    def scale(self) -> Array:
+        """Per model input (n_features,): the standard deviation a numeric feature was divided
+        by (1 where it is constant), 1 for a one-hot column."""
+        return self._scaling()[1]
+
+    def _scaling(self) -> tuple[Array, Array]:
+        mean, scale = np.zeros(self.n_features), np.ones(self.n_features)
+        encode = self.preprocessor.named_steps["encode"]
+        if "numeric" in encode.named_transformers_:
+            scaler = encode.named_transformers_["numeric"].named_steps["scale"]
+            mean[: len(scaler.mean_)], scale[: len(scaler.scale_)] = scaler.mean_, scaler.scale_
+        return mean, scale
+
+    def standardize(self, X: Any) -> Array:
+        """Raw rows (an array of shape (n, n_columns) or a DataFrame with the table's columns)
+        preprocessed as the training part was."""
+        return self.preprocessor.transform(X)
 
     def describe(self) -> str:
         return (
@@ -117,60 +194,106 @@ def make_spirals(
     return X[order], y[order]
 
 
-def _synthetic(name: str, n_samples: int, noise: float, seed: int) -> tuple[Array, Array]:
-    if name == "moons":
-        return sk_datasets.make_moons(n_samples, noise=noise, random_state=seed)
-    if name == "circles":
-        return sk_datasets.make_circles(n_samples, noise=noise, factor=0.5, random_state=seed)
-    if name == "spirals":
-        return make_spirals(n_samples, noise=noise, random_state=seed)
-    return sk_datasets.make_blobs(
-        n_samples, centers=[(-1.0, -1.0), (1.0, 1.0)], cluster_std=noise, random_state=seed
-    )
+@dataclass(frozen=True)
+class Table:
+    """A dataset's rows before any split.
+
+    Attributes
+    ----------
+    name : str
+    features : DataFrame of shape (n, n_columns)
+        The feature columns as given (text, booleans and missing values included).
+    y : ndarray of shape (n,)
+        The labels (any type).
+    columns : Columns
+        Each feature column's kind (:class:`regcore.tables.Columns`).
+    notes : TableNotes
+        What reading did (rows dropped, values left to impute, model inputs).
+    source : str
+        Where the rows come from: a call that makes them, or a file's absolute path.
+    digest : str or None
+        A file's sha256 (hex).
+    """
+
+    name: str
+    features: pd.DataFrame
+    y: Array
+    columns: Columns
+    notes: TableNotes = field(default_factory=TableNotes)
+    source: str = ""
+    digest: str | None = None
+
+    @property
+    def X(self) -> Array:
+        """The features as numbers, shape (n, n_columns) (all-numeric tables only)."""
+        return self.features.to_numpy(dtype=np.float64)
 
 
-def _read_file(path: str | Path, target: str | None) -> tuple[Array, Array, tuple[str, ...]]:
+def _numeric_table(name: str, X: Array, y: Array, names: tuple[str, ...], source: str) -> Table:
+    frame = pd.DataFrame(np.asarray(X, dtype=np.float64), columns=list(names))
+    columns = Columns.numbers(names)
+    return Table(name, frame, np.asarray(y), columns, TableNotes(len(y)), source)
+
+
+def _read_file(
+    path: str | Path,
+    target: str | None,
+    keep: list[str] | None,
+    drop: list[str] | None,
+    missing: str,
+    max_categories: int,
+) -> Table:
     path = Path(path)
-    if path.suffix.lower() not in FILE_SUFFIXES:
-        raise ValueError(f"dataset.path: must end in .csv, .parquet or .pq, got '{path}'")
+    table_format(path)  # a suffix it cannot read is refused before looking for the file
     if not path.is_file():
         raise ValueError(f"dataset.path: no such file, got '{path}'")
     if target is None:
         raise ValueError("dataset.target: required for a file dataset (the label column), got None")
-    try:
-        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
-    except Exception as error:  # parser errors come in many types
-        raise ValueError(f"dataset.path: cannot read '{path}': {first_line(error)}") from error
+    frame = read_table(path)
+    rows = len(frame)
+    frame.columns = [str(c) for c in frame.columns]
     if target not in frame.columns:
         raise ValueError(
             f"dataset.target: no column '{target}' in '{path}' "
             f"(columns: {', '.join(map(str, frame.columns))})"
         )
+    features = select_columns(frame, target, keep, drop)
     labels = frame[target]
-    features = frame.drop(columns=[target])
-    if features.shape[1] == 0:
-        raise ValueError(f"dataset.path: '{path}' has no feature columns besides '{target}'")
-    for column in features.columns:
-        values = features[column]
-        if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
-            example = values.dropna().iloc[0] if values.notna().any() else None
-            raise ValueError(
-                f"dataset.path: column '{column}' is not numeric (e.g. {example!r}); "
-                "encode it as numbers first"
-            )
-    data = features.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(data)
-    if bad.any():
-        position = np.flatnonzero(bad.any(axis=0))[0]
+    check_target(labels, target)
+    has_target = labels.notna().to_numpy()
+    features, labels = features[has_target], labels[has_target]
+    numbers = features.select_dtypes("number")
+    infinite = ~np.isfinite(numbers.to_numpy(dtype=np.float64)) & numbers.notna().to_numpy()
+    if infinite.any():
+        column = numbers.columns[np.flatnonzero(infinite.any(axis=0))[0]]
+        count = int(infinite[:, list(numbers.columns).index(column)].sum())
         raise ValueError(
-            f"dataset.path: column '{features.columns[position]}' has "
-            f"{int(bad[:, position].sum())} missing or infinite values; fill or drop them first"
+            f"dataset.path: column {column!r} has {count} infinite values; a feature must be "
+            "finite or missing"
         )
-    if labels.isna().any():
-        raise ValueError(
-            f"dataset.target: column '{target}' has {int(labels.isna().sum())} missing labels"
-        )
-    return data, labels.to_numpy(), tuple(map(str, features.columns))
+    gaps = features.isna().to_numpy()
+    missing_rows = 0
+    if missing == "drop":
+        complete = ~gaps.any(axis=1)
+        missing_rows = int((~complete).sum())
+        features, labels = features[complete], labels[complete]
+        gaps = gaps[complete]
+    columns = plan_columns(features, max_categories)
+    notes = TableNotes(
+        rows=rows,
+        missing_target=int((~has_target).sum()),
+        missing_rows=missing_rows,
+        imputed=int(gaps.sum()),
+    )
+    return Table(
+        FILE,
+        features.reset_index(drop=True),
+        labels.to_numpy(),
+        columns,
+        notes,
+        str(path.resolve()),
+        file_digest(path),
+    )
 
 
 def load_raw(
@@ -181,37 +304,63 @@ def load_raw(
     path: str | Path | None = None,
     target: str | None = None,
     seed: int = 0,
-) -> tuple[Array, Array, tuple[str, ...]]:
-    """Unsplit, unscaled data: ``X`` (n, n_features), ``y`` (n,) and the feature names."""
+    columns: list[str] | None = None,
+    drop: list[str] | None = None,
+    missing: str = "impute",
+    max_categories: int = MAX_CATEGORIES,
+) -> Table:
+    """A dataset's rows, unsplit and unprocessed (:class:`Table`).
+
+    ``columns`` keeps only these feature columns, ``drop`` leaves these out; ``missing`` is
+    ``impute`` (the preprocessing fills missing feature values) or ``drop`` (rows missing one
+    are dropped); a text column with more than ``max_categories`` distinct values is refused.
+    """
     if name not in DATASET_NAMES:
         raise ValueError(f"dataset.name: must be one of {', '.join(DATASET_NAMES)}, got {name!r}")
     if name != FILE and (path is not None or target is not None):
         raise ValueError(f"dataset.path: only for name 'file', got path with name {name!r}")
+    if missing not in MISSING:
+        raise ValueError(f"dataset.missing: must be one of {', '.join(MISSING)}, got {missing!r}")
+    if name == FILE:
+        if path is None:
+            raise ValueError("dataset.path: required for name 'file', got None")
+        return _read_file(path, target, columns, drop, missing, max_categories)
     if name in SYNTHETIC:
-        default_n, default_noise = SYNTHETIC[name]
-        n_samples = default_n if n_samples is None else n_samples
-        noise = default_noise if noise is None else noise
+        maker = SYNTHETIC[name]
+        n_samples = maker.n_samples if n_samples is None else n_samples
+        noise = maker.noise if noise is None else noise
         if not (isinstance(n_samples, int | np.integer) and n_samples >= 4):
             raise ValueError(f"dataset.n_samples: must be an integer >= 4, got {n_samples!r}")
         if not (np.isfinite(noise) and noise >= 0):
             raise ValueError(f"dataset.noise: must be >= 0, got {noise!r}")
-        X, y = _synthetic(name, int(n_samples), float(noise), seed)
-        return X, y, ("x1", "x2")
-    if n_samples is not None or noise is not None:
-        field = "n_samples" if n_samples is not None else "noise"
-        value = n_samples if n_samples is not None else noise
-        raise ValueError(
-            f"dataset.{field}: only for synthetic datasets, got {value!r} for {name!r}"
+        X, y = maker.make(int(n_samples), float(noise), seed)
+        table = _numeric_table(name, X, y, ("x1", "x2"), maker.recipe(n_samples, noise, seed))
+    else:
+        if n_samples is not None or noise is not None:
+            field_name = "n_samples" if n_samples is not None else "noise"
+            value = n_samples if n_samples is not None else noise
+            raise ValueError(
+                f"dataset.{field_name}: only for synthetic datasets, got {value!r} for {name!r}"
+            )
+        bunch = BUILTIN[name]()
+        names = tuple(map(str, bunch.feature_names))
+        table = _numeric_table(
+            name, bunch.data, bunch.target, names, f"sklearn.datasets.load_{name}()"
         )
-    if name == FILE:
-        if path is None:
-            raise ValueError("dataset.path: required for name 'file', got None")
-        return _read_file(path, target)
-    bunch = BUILTIN[name]()
-    return bunch.data.astype(np.float64), bunch.target, tuple(map(str, bunch.feature_names))
+    if columns or drop:
+        features = select_columns(table.features, None, columns, drop)
+        table = Table(
+            table.name,
+            features,
+            table.y,
+            Columns.numbers(tuple(features.columns)),
+            table.notes,
+            table.source,
+        )
+    return table
 
 
-def _check_labels(X: Array, y: Array) -> None:
+def _check_labels(X: Any, y: Array) -> None:
     if len(X) != len(y):
         raise ValueError(f"dataset: X and y differ in length, got {len(X)} and {len(y)}")
     classes = np.unique(y)
@@ -236,6 +385,14 @@ def _hold_out(y: Array, remaining: Array, share: float, part: str, seed: int) ->
         return train_test_split(remaining, test_size=size, random_state=seed)
 
 
+def fold_position(kfold: int | None, repeat: int | None, fold: int | None) -> int:
+    """Where fold ``fold`` of repeat ``repeat`` is among a split's folds (repeat by repeat);
+    0 for a single train/dev split (``kfold`` None)."""
+    if kfold is None:
+        return 0
+    return int(repeat) * kfold + int(fold)
+
+
 @dataclass(frozen=True)
 class Fold:
     """One training's rows: ``train`` and ``dev`` index the dataset's rows (sorted).
@@ -256,14 +413,11 @@ class Resampled:
 
     The ``test`` rows are held out first; the others (``rest``, in their original order) are
     split into ``folds``: one train/dev split, or K stratified folds per repeat. Nothing is
-    standardized here: :meth:`fold_data` standardizes on a fold's training part, as a
+    preprocessed here: :meth:`fold_data` fits the preprocessing on a fold's training part, as a
     scikit-learn ``Pipeline`` would inside ``cross_validate``.
     """
 
-    name: str
-    X: Array
-    y: Array
-    feature_names: tuple[str, ...]
+    table: Table
     rest: Array
     test: Array
     folds: tuple[Fold, ...]
@@ -271,61 +425,94 @@ class Resampled:
     repeats: int = 1
 
     @property
+    def name(self) -> str:
+        return self.table.name
+
+    @property
+    def y(self) -> Array:
+        return self.table.y
+
+    @property
+    def columns(self) -> Columns:
+        return self.table.columns
+
+    @property
     def n_features(self) -> int:
-        return self.X.shape[1]
+        """Model inputs once preprocessed (a categorical column gives one per category of the
+        non-test rows)."""
+        rest = self.table.features.iloc[self.rest]
+        return len(self.columns.numeric) + sum(
+            int(rest[name].dropna().astype(str).nunique()) for name in self.columns.categorical
+        )
 
     @property
     def classes(self) -> Array:
         return np.unique(self.y[self.rest])
 
+    def preprocessor(self) -> Pipeline:
+        """This dataset's preprocessing, unfitted (:func:`regcore.tables.preprocessor`)."""
+        return preprocessor(self.columns)
+
     def fold_data(self, index: int) -> Dataset:
-        """Fold ``index``'s train/dev parts (and the test rows) standardized on its training
-        part."""
+        """Fold ``index``'s train/dev parts (and the test rows), preprocessed as fitted on its
+        training part."""
         fold = self.folds[index]
-        return _standardized(self, fold.train, fold.dev, self.test)
+        return self._prepared(fold.train, fold.dev, self.test)
 
     def fold_index(self, repeat: int | None, fold: int | None) -> int:
         """The position in :attr:`folds` of fold ``fold`` of repeat ``repeat``."""
-        if self.kfold is None:
-            return 0
-        return int(repeat) * self.kfold + int(fold)
+        return fold_position(self.kfold, repeat, fold)
 
     def fold_sizes(self) -> dict[tuple[int | None, int | None], tuple[int, int]]:
         """``(n_train, n_dev)`` of every fold by ``(repeat, fold)``."""
         return {(f.repeat, f.fold): (len(f.train), len(f.dev)) for f in self.folds}
 
-    def refit_data(self) -> tuple[Array, Array, Array, Array]:
-        """Raw ``(X_rest, y_rest, X_test, y_test)``: all non-test rows, for a final fit, and the
-        test rows."""
-        return self.X[self.rest], self.y[self.rest], self.X[self.test], self.y[self.test]
+    def refit_data(self) -> tuple[pd.DataFrame, Array, pd.DataFrame, Array]:
+        """Raw ``(rows, y)`` of all non-test rows, for a final fit, and of the test rows."""
+        rows = self.table.features
+        return (
+            rows.iloc[self.rest].reset_index(drop=True),
+            self.y[self.rest],
+            rows.iloc[self.test].reset_index(drop=True),
+            self.y[self.test],
+        )
 
     def describe(self) -> str:
         n_classes = len(np.unique(self.y))
         head = f"{self.name}: {self.n_features} features, {n_classes} classes, "
         if self.kfold is None:
             fold = self.folds[0]
-            return head + f"{len(fold.train)} train / {len(fold.dev)} dev / {len(self.test)} test"
-        repeats = f" x {self.repeats} repeats" if self.repeats > 1 else ""
-        return head + f"{self.kfold}-fold CV{repeats} of {len(self.rest)} / {len(self.test)} test"
+            text = head + f"{len(fold.train)} train / {len(fold.dev)} dev / {len(self.test)} test"
+        else:
+            repeats = f" x {self.repeats} repeats" if self.repeats > 1 else ""
+            text = (
+                head + f"{self.kfold}-fold CV{repeats} of {len(self.rest)} / {len(self.test)} test"
+            )
+        return text
 
+    def preparation(self) -> str:
+        """What reading and preprocessing do to the table (:meth:`TableNotes.describe`)."""
+        notes = self.table.notes
+        return TableNotes(
+            notes.rows, notes.missing_target, notes.missing_rows, notes.imputed, self.n_features
+        ).describe(self.columns)
 
-def _standardized(data: Resampled, train: Array, dev: Array, test: Array) -> Dataset:
-    x_train = data.X[train]
-    mean = x_train.mean(axis=0)
-    scale = x_train.std(axis=0)
-    scale[scale == 0.0] = 1.0
+    def _prepared(self, train: Array, dev: Array, test: Array) -> Dataset:
+        rows = self.table.features
+        fitted = self.preprocessor().fit(rows.iloc[train])
 
-    def take(rows: Array) -> tuple[Array, Array]:
-        return (data.X[rows] - mean) / scale, data.y[rows]
+        def take(part: Array) -> tuple[Array, Array]:
+            if len(part) == 0:
+                return np.zeros((0, len(feature_names(fitted)))), self.y[part]
+            return np.ascontiguousarray(fitted.transform(rows.iloc[part])), self.y[part]
 
-    return Dataset(
-        data.name, *take(train), *take(dev), *take(test), data.feature_names, mean, scale
-    )
+        return Dataset(
+            self.name, *take(train), *take(dev), *take(test), tuple(feature_names(fitted)), fitted
+        )
 
 
 def resample(
-    X: Array,
-    y: Array,
+    table: Table,
     *,
     train: float = 0.6,
     dev: float = 0.2,
@@ -333,8 +520,6 @@ def resample(
     kfold: int | None = None,
     repeats: int = 1,
     seed: int = 0,
-    name: str = "data",
-    feature_names: tuple[str, ...] | None = None,
 ) -> Resampled:
     """Hold out a test share, then split the rest for model selection.
 
@@ -345,8 +530,8 @@ def resample(
 
     Parameters
     ----------
-    X : ndarray of shape (n, n_features)
-    y : ndarray of shape (n,)
+    table : Table
+        The rows (:func:`load_raw`).
     train, dev, test : float
         Fractions of all samples.
     kfold : int, optional
@@ -356,13 +541,13 @@ def resample(
     seed : int
         Decides the test share, the dev share and the folds.
     """
-    _check_labels(X, y)
+    y = table.y
+    _check_labels(table.features, y)
     fields = (("test", test),) if kfold else (("train", train), ("dev", dev), ("test", test))
-    for field, value in fields:
+    for field_name, value in fields:
         if not (np.isfinite(value) and 0.0 <= value <= 1.0):
-            raise ValueError(f"dataset.split.{field}: must be in [0, 1], got {value!r}")
+            raise ValueError(f"dataset.split.{field_name}: must be in [0, 1], got {value!r}")
     rows = np.arange(len(y))
-    names = feature_names or tuple(f"x{i + 1}" for i in range(X.shape[1]))
     if kfold is None:
         if train <= 0.0:
             raise ValueError(f"dataset.split.train: must be > 0, got {train!r}")
@@ -375,10 +560,10 @@ def resample(
         remaining, dev_rows = _hold_out(y, remaining, dev, "dev", seed)
         if len(np.unique(y[remaining])) < 2:
             raise ValueError(
-                f"dataset.split.train: the training part of {name!r} has only one class"
+                f"dataset.split.train: the training part of {table.name!r} has only one class"
             )
         folds = (Fold(None, None, np.sort(remaining), np.sort(dev_rows)),)
-        return Resampled(name, X, y, names, rest, np.sort(test_rows), folds)
+        return Resampled(table, rest, np.sort(test_rows), folds)
     if test >= 1.0:
         raise ValueError(f"dataset.split.test: must be < 1 with kfold, got {test!r}")
     remaining, test_rows = _hold_out(y, rows, test, "test", seed)
@@ -395,26 +580,7 @@ def resample(
         splitter = StratifiedKFold(n_splits=kfold, shuffle=True, random_state=seed + repeat)
         for fold, (train_pos, dev_pos) in enumerate(splitter.split(rest, y[rest])):
             folds.append(Fold(repeat, fold, rest[train_pos], rest[dev_pos]))
-    return Resampled(name, X, y, names, rest, np.sort(test_rows), tuple(folds), kfold, repeats)
-
-
-def _single_split(resampled: Resampled, standardize: bool) -> Dataset:
-    """The one train/dev split as a :class:`Dataset`, standardized on its training part or not."""
-    if standardize:
-        return resampled.fold_data(0)
-    fold, X, y = resampled.folds[0], resampled.X, resampled.y
-    return Dataset(
-        resampled.name,
-        X[fold.train],
-        y[fold.train],
-        X[fold.dev],
-        y[fold.dev],
-        X[resampled.test],
-        y[resampled.test],
-        resampled.feature_names,
-        np.zeros(X.shape[1]),
-        np.ones(X.shape[1]),
-    )
+    return Resampled(table, rest, np.sort(test_rows), tuple(folds), kfold, repeats)
 
 
 def load_dataset(
@@ -428,9 +594,8 @@ def load_dataset(
     dev: float = 0.2,
     test: float = 0.2,
     seed: int = 0,
-    standardize: bool = True,
 ) -> Dataset:
-    """Load a dataset by name, split it and standardize it.
+    """Load a dataset by name, split it and preprocess it (fitted on the training part).
 
     ``seed`` draws the synthetic data and the split. Errors are ValueErrors naming the field
     (``dataset.<field>``) and the bad value.
@@ -452,24 +617,22 @@ def load_dataset(
         test=test,
         seed=seed,
     )
-    return _single_split(resampled, standardize)
+    return resampled.fold_data(0)
 
 
 def load_resampled(
     name: str,
     *,
-    n_samples: int | None = None,
-    noise: float | None = None,
-    path: str | Path | None = None,
-    target: str | None = None,
     train: float = 0.6,
     dev: float = 0.2,
     test: float = 0.2,
     kfold: int | None = None,
     repeats: int = 1,
     seed: int = 0,
+    **table: Any,
 ) -> Resampled:
-    """Load a dataset by name and split it for model selection (see :func:`resample`).
+    """Load a dataset by name (``table``: :func:`load_raw`'s keywords) and split it for model
+    selection (see :func:`resample`).
 
     Examples
     --------
@@ -477,18 +640,5 @@ def load_resampled(
     >>> len(data.folds), len(data.test)
     (5, 114)
     """
-    X, y, names = load_raw(
-        name, n_samples=n_samples, noise=noise, path=path, target=target, seed=seed
-    )
-    return resample(
-        X,
-        y,
-        train=train,
-        dev=dev,
-        test=test,
-        kfold=kfold,
-        repeats=repeats,
-        seed=seed,
-        name=name,
-        feature_names=names,
-    )
+    rows = load_raw(name, seed=seed, **table)
+    return resample(rows, train=train, dev=dev, test=test, kfold=kfold, repeats=repeats, seed=seed)

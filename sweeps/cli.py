@@ -176,10 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from sweeps.config.data import load_data
     from sweeps.config.points import expand, searched
-    from sweeps.config.reading import read_config
+    from sweeps.config.reading import config_text, read_config
 
-    config, _, text = read_config(args.config, args.set, args.register)
-    data = load_data(config.dataset)
+    config, _ = read_config(args.config, args.set, args.register)
+    config, data = load_data(config)
+    text = config_text(config)
     points = expand(config)
     if args.dry_run:
         return _print_dry_run(config, points, data)
@@ -234,6 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         unit = "trainings" if len(config.dataset.split.folds) > 1 else "points"
         print(
             f"sweep {config.name}: {describe_points(config, points)}, {data.describe()}\n"
+            f"  data: {data.preparation()}\n"
             f"  Ray: {'local, ' if not address else address + ', '}"
             f"{runner.resources_summary(resources)}; MLflow: {client.tracking_uri}, "
             f"experiment {config.experiment!r}, parent run {sweep.run_id}"
@@ -330,7 +332,7 @@ def _finish_run(
         print(results.format_table(best))
     if refits:
         print("refits on all non-test data (test set scored once):")
-        from sweeps.execution.refit import refit_frame
+        from sweeps.store.results import refit_frame
 
         print(results.format_table(refit_frame(client, parent).drop(columns=["model"])))
     if not args.no_report and not stopped:
@@ -338,7 +340,7 @@ def _finish_run(
             from sweeps.analysis import report
 
             started = time.monotonic()
-            out = report.write_report(client, parent, args.out)
+            out = report.write_report(client, parent, args.out, data=data)
             print(f"report: {out / 'report.html'} ({time.monotonic() - started:.1f}s)")
         else:
             print("no report: no finished runs with a regularization strength to plot")
@@ -377,7 +379,10 @@ def _refit(
         registered = refit.register(client, config.register_as, refits)
         print(
             f"registered {registered[0][0].summary.name} as {config.register_as!r}: "
-            + ", ".join(f"version {v.version} @{layout.RULES[r.rule]}" for r, v in registered)
+            + ", ".join(
+                f"version {v.version} @{' @'.join(layout.RULES[rule] for rule in r.rules)}"
+                for r, v in registered
+            )
         )
     return refits
 

@@ -10,7 +10,7 @@ import yaml
 
 from sweeps.cli import main
 from sweeps.config.points import expand
-from sweeps.config.reading import bundled_configs, read_config
+from sweeps.config.reading import bundled_configs, config_text, read_config
 from sweeps.errors import UsageError
 from tests.helpers import ROOT, SMALL, VENV_BIN, deep_update, write_config
 
@@ -70,7 +70,7 @@ BAD_CONFIGS = [
                 "noise": None,
             }
         },
-        r"dataset.path: no such file, got 'missing.csv'",
+        r"dataset.path: no such file 'missing.csv' \(looked for '/.*/missing.csv'\)",
     ),
     (
         {"dataset": {"split": {"kfold": 1}}},
@@ -138,7 +138,7 @@ def test_bad_yaml_and_bad_files(tmp_path, capsys):
 
 def test_bad_data_file_exits_2(tmp_path, capsys):
     data = tmp_path / "data.csv"
-    data.write_text("a,b,label\n1,red,0\n2,blue,1\n3,red,0\n4,blue,1\n")
+    data.write_text("a,b,label\n1,2,0.5\n2,3,1.5\n3,4,0.25\n4,5,1.75\n")
     config = write_config(
         tmp_path / "c.yaml",
         {
@@ -152,7 +152,7 @@ def test_bad_data_file_exits_2(tmp_path, capsys):
         },
     )
     assert main(["run", str(config), *NO_RAY]) == 2
-    assert "dataset.path: column 'b' is not numeric (e.g. 'red')" in capsys.readouterr().err
+    assert "dataset.target: column 'label' looks continuous" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -256,7 +256,8 @@ def test_bundled_configs_are_valid_and_found_anywhere(tmp_path, monkeypatch):
     assert {"quickstart", "moons-overfit", "digits", "breast-cancer-logreg"} <= set(names)
     monkeypatch.chdir(tmp_path)  # an empty folder: configs/quickstart.yaml resolves to the bundle
     for name in names:
-        config, path, text = read_config(f"configs/{name}.yaml")
+        config, path = read_config(f"configs/{name}.yaml")
+        text = config_text(config)
         assert path.parent == bundled_configs()
         assert yaml.safe_load(text)["name"] == config.name == name
         assert (ROOT / "configs" / f"{name}.yaml").read_text().startswith("# ")  # comment header
@@ -303,11 +304,12 @@ def test_bad_environment_variables_are_bad_input(
 
 @pytest.mark.integration
 def test_resume_with_another_config_is_refused_before_ray_starts(tmp_path, capsys):
-    from sweeps.config.reading import read_config
+    from sweeps.config.reading import config_text, read_config
     from sweeps.store import tracking
 
     config_path = write_config(tmp_path / "c.yaml", {"name": "kept"})
-    config, _, text = read_config(str(config_path))
+    config, _ = read_config(str(config_path))
+    text = config_text(config)
     uri = f"sqlite:///{tmp_path / 'store.db'}"
     client = tracking.client_for(uri)
     tracking.start_sweep(client, config, text, len(expand(config)))
@@ -353,14 +355,14 @@ def test_every_number_notation_is_a_number(tmp_path, written, value):
             deep_update(SMALL, {"search": {"penalties": {"l2": {"lam": ["LAMS"]}}}})
         ).replace("- LAMS", f"- {written}")
     )
-    config, _, _ = read_config(str(path), [f"model.learning_rate={written}"])
+    config, _ = read_config(str(path), [f"model.learning_rate={written}"])
     assert config.search.penalties.l2.lam == [pytest.approx(value)]
     assert config.model.learning_rate == pytest.approx(value)
 
 
 @pytest.mark.parametrize(("written", "value"), [("1e3", 1000), ("2E2", 200), ("1_000", 1000)])
 def test_whole_numbers_in_any_notation_are_counts(tmp_path, written, value):
-    config, _, _ = read_config(
+    config, _ = read_config(
         str(write_config(tmp_path / "c.yaml")),
         [f"model.epochs={written}", f"search.seeds=[{written}]"],
     )

@@ -4,12 +4,16 @@ Registry, and the parent run's dataset input."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
@@ -17,7 +21,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from regcore import RegularizedClassifier
-from tests.helpers import cli, client, run_options, sweep_runs, write_config
+from tests.helpers import (
+    cli,
+    client,
+    free_port,
+    kill_group,
+    run_options,
+    sweep_runs,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -148,12 +160,19 @@ def test_child_runs_carry_fold_and_repeat(sweep):
     assert all("test_cost" not in c.data.metrics for c in points)  # scored once, by the refits
 
 
+def refit_by_rule(refits):
+    """Each rule's refit run (one run serves both where lambda.min and lambda.1se coincide)."""
+    return {rule: r for r in refits for rule in r.data.tags["regsweep.rule"].split(",")}
+
+
 def test_refits_are_scored_once_and_registered_models_load_in_a_fresh_process(sweep):
     folder, uri, result, _, _, refits = sweep
     summary = json.loads((folder / "reports" / "cv" / "summary.json").read_text())
     (curve,) = summary["curves"]
-    rules = {r.data.tags["regsweep.rule"]: r for r in refits}
+    rules = refit_by_rule(refits)
     assert set(rules) == {"lambda.min", "lambda.1se"}
+    distinct = {curve["best_strength"], curve["strength_1se"]}
+    assert len(refits) == len(distinct)  # one refit per distinct strength
     assert float(rules["lambda.1se"].data.params["lam"]) == pytest.approx(curve["strength_1se"])
     assert "registered l2 depth=0 as 'cancer-cv'" in result.stdout
 
@@ -177,11 +196,12 @@ def test_refits_are_scored_once_and_registered_models_load_in_a_fresh_process(sw
     assert rules["lambda.1se"].data.metrics["test_error"] == pytest.approx(
         1 - expected.score(raw_test, y[test])
     )
+    # loaded by alias in a fresh process that refuses to unpickle anything
     script = (
         "import sys, mlflow, numpy as np, pandas as pd\n"
         "X = pd.read_json(sys.stdin, orient='split')\n"
-        "model = mlflow.sklearn.load_model('models:/cancer-cv@lambda-1se')\n"
-        "print(model.predict_proba(X).tolist())\n"
+        "model = mlflow.pyfunc.load_model('models:/cancer-cv@lambda-1se')\n"
+        "print(np.asarray(model.predict(X)).tolist())\n"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", script],
@@ -192,7 +212,7 @@ def test_refits_are_scored_once_and_registered_models_load_in_a_fresh_process(sw
         env={
             **os.environ,
             "MLFLOW_TRACKING_URI": uri,
-            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
         },
         timeout=300,
     )
@@ -202,9 +222,85 @@ def test_refits_are_scored_once_and_registered_models_load_in_a_fresh_process(sw
     assert {v.run_id for v in versions} == {r.info.run_id for r in refits}
     for refit in refits:  # the models live in the sweep's experiment, beside their runs
         model_id = refit.data.tags["regsweep.model_uri"].removeprefix("models:/")
-        model = client(uri).get_logged_model(model_id)
-        assert model.experiment_id == refit.info.experiment_id
-        assert model.source_run_id == refit.info.run_id
+        logged = client(uri).get_logged_model(model_id)
+        assert logged.experiment_id == refit.info.experiment_id
+        assert logged.source_run_id == refit.info.run_id
+        files = [p for p in Path(logged.artifact_location.removeprefix("file://")).rglob("*")]
+        files = [p for p in files if p.is_file()]
+        assert {p.name for p in files} >= {"MLmodel", "model.json", "weights.npz"}
+        for path in files:  # data only: no pickle by content, whatever the name
+            content = path.read_bytes()
+            assert not content.startswith(b"\x80"), path
+            assert b"cloudpickle" not in content and b"python_model" not in content, path
+
+
+def test_the_registered_model_answers_over_http(sweep):
+    """``mlflow models serve --env-manager local``: raw rows posted, the same probabilities."""
+    folder, uri, _, _, _, _ = sweep
+    X, _, _, test, _ = contract_folds()
+    names = list(load_breast_cancer().feature_names)
+    rows = pd.DataFrame(X[test[:5]], columns=names)
+    expected = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys, mlflow, numpy as np, pandas as pd\n"
+                "m = mlflow.pyfunc.load_model('models:/cancer-cv@lambda-min')\n"
+                "print(np.asarray(m.predict(pd.read_json(sys.stdin, orient='split'))).tolist())",
+            ],
+            input=rows.to_json(orient="split", double_precision=15),
+            capture_output=True,
+            text=True,
+            env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+            timeout=300,
+            check=True,
+        ).stdout
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/cancer-cv@lambda-min",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=folder,
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": uri,
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            json={"dataframe_split": json.loads(rows.to_json(orient="split", double_precision=15))},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        np.testing.assert_allclose(answer.json()["predictions"], expected, rtol=0, atol=1e-12)
+    finally:
+        kill_group(server, signal.SIGTERM)
 
 
 def test_parent_records_its_dataset_and_the_experiment_its_kind(sweep):

@@ -10,6 +10,7 @@ from sklearn.preprocessing import StandardScaler
 from regcore.datasets import (
     DATASET_NAMES,
     FILE,
+    SYNTHETIC,
     load_dataset,
     load_raw,
     load_resampled,
@@ -63,10 +64,10 @@ def test_parts_partition_the_raw_data_and_scaling_uses_train_only():
 
 
 def test_synthetic_data_match_their_generators():
-    X, y, _ = load_raw("moons", n_samples=150, noise=0.25, seed=4)
+    table = load_raw("moons", n_samples=150, noise=0.25, seed=4)
     X_ref, y_ref = make_moons(150, noise=0.25, random_state=4)
-    np.testing.assert_array_equal(X, X_ref)
-    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(table.X, X_ref)
+    np.testing.assert_array_equal(table.y, y_ref)
     X, y = make_spirals(200, noise=0.0, random_state=0)
     radius = np.hypot(X[:, 0], X[:, 1])
     assert X.shape == (200, 2) and set(y) == {0, 1} and radius.max() <= 1.0 + 1e-12
@@ -104,14 +105,14 @@ def _write(tmp_path, frame, name="d.csv"):
     ("frame", "target", "message"),
     [
         (
-            pd.DataFrame({"a": [1, 2, 3, 4], "c": ["r", "g", "b", "r"], "t": [0, 1, 0, 1]}),
+            pd.DataFrame({"a": [1, np.inf, 3, 4], "t": [0, 1, 0, 1]}),
             "t",
-            r"column 'c' is not numeric \(e.g. 'r'\)",
+            r"dataset.path: column 'a' has 1 infinite values",
         ),
         (
-            pd.DataFrame({"a": [1, None, 3, 4], "t": [0, 1, 0, 1]}),
+            pd.DataFrame({"a": [1, 2, 3, 4], "e": [None] * 4, "t": [0, 1, 0, 1]}),
             "t",
-            r"column 'a' has 1 missing or infinite values",
+            r"dataset.path: column 'e' has no values; leave it out with dataset.drop: \[e\]",
         ),
         (
             pd.DataFrame({"a": [1, 2, 3, 4], "t": [0, 1, 0, 1]}),
@@ -123,7 +124,7 @@ def _write(tmp_path, frame, name="d.csv"):
             "t",
             r"needs at least 2 classes, got 1 \(1\)",
         ),
-        (pd.DataFrame({"t": [0, 1, 0, 1]}), "t", "no feature columns"),
+        (pd.DataFrame({"t": [0, 1, 0, 1]}), "t", "dataset.columns: no feature column left"),
     ],
 )
 def test_bad_files(tmp_path, frame, target, message):
@@ -142,7 +143,7 @@ def test_bad_files(tmp_path, frame, target, message):
         ),
         (
             dict(name=FILE, path="data.xlsx", target="t"),
-            r"must end in .csv, .parquet or .pq, got 'data.xlsx'",
+            r"dataset.path: cannot read a .xlsx file, got 'data.xlsx' \(known: .csv, .csv.gz",
         ),
         (dict(name=FILE), r"dataset.path: required"),
         (dict(name="moons", n_samples=2), r"dataset.n_samples: must be an integer >= 4, got 2"),
@@ -212,3 +213,18 @@ def test_more_folds_than_a_class_has_samples():
     message = r"dataset.split.kfold: 300 folds .* class 0 has 170, got 300"
     with pytest.raises(ValueError, match=message):
         load_resampled("breast_cancer", kfold=300, test=0.2)
+
+
+@pytest.mark.parametrize("name", list(SYNTHETIC))
+def test_the_logged_recipe_replays_to_the_same_arrays(name):
+    """A sweep logs ``source`` as its dataset's origin: run as Python, it makes the same data
+    (``circles`` with its factor, ``blobs`` with its centers and spread)."""
+    import sklearn.datasets
+
+    import regcore.datasets
+
+    table = load_raw(name, n_samples=120, noise=0.2, seed=5)
+    X, y = eval(table.source, {"sklearn": sklearn, "regcore": regcore})
+    np.testing.assert_array_equal(X, table.X)
+    np.testing.assert_array_equal(y, table.y)
+    assert "noise" in table.source or "cluster_std=0.2" in table.source

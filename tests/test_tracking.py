@@ -5,7 +5,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2 as codes
 
 from sweeps.config.points import expand
-from sweeps.config.reading import read_config
+from sweeps.config.reading import config_text, read_config
 from sweeps.execution.trainable import train_pack
 from sweeps.store import layout, tracking
 from sweeps.store.writer import ChildRunWriter, PointRecord, is_permanent
@@ -18,7 +18,8 @@ SIZES = {(None, None): (72, 24)}  # (n_train, n_dev) of the single split: logged
 
 @pytest.fixture
 def store(tmp_path):
-    config, _, text = read_config(str(write_config(tmp_path / "c.yaml", {"name": "rules"})))
+    config, _ = read_config(str(write_config(tmp_path / "c.yaml", {"name": "rules"})))
+    text = config_text(config)
     points = expand(config)[:3]
     client = tracking.client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     sweep = tracking.start_sweep(client, config, text, len(points))

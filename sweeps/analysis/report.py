@@ -14,6 +14,7 @@ import base64
 import dataclasses
 import html
 import json
+import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,16 +24,16 @@ import numpy as np
 import pandas as pd
 
 from regcore import RegularizedClassifier, metrics
+from regcore.datasets import Resampled
 from regcore.model_io import from_npz
 from sweeps.analysis import curves as curve_rules
 from sweeps.config.data import load_data
 from sweeps.config.reading import config_from_text
 from sweeps.config.schema import SweepConfig
 from sweeps.errors import UsageError
-from sweeps.execution.refit import refit_frame
 from sweeps.settings import strength_name
 from sweeps.store import layout, tracking
-from sweeps.store.results import child_frame
+from sweeps.store.results import child_frame, refit_frame
 
 
 def sweep_config(client: Any, parent: Any) -> SweepConfig:
@@ -214,18 +215,37 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 """
 
 
-def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Path:
-    """Build the report of the sweep whose parent run is ``parent``; return the folder."""
+def report_folder(name: str) -> Path:
+    """``reports/<name>``, the name made safe: a sweep name read back from the store is data, and
+    never becomes ``..`` or an absolute path."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "sweep"
+    return Path("reports") / safe[:100]
+
+
+def write_report(
+    client: Any, parent: Any, out: str | Path | None = None, data: Resampled | None = None
+) -> Path:
+    """Build the report of the sweep whose parent run is ``parent``; return the folder.
+
+    ``data`` is the sweep's data where the caller has them (the driver at a sweep's end); else
+    they are loaded as the sweep's config says, and a file that is gone or changed leaves the
+    decision-boundary pictures out.
+    """
     name = parent.data.tags.get(layout.SWEEP_TAG, parent.info.run_name)
-    out = Path(out) if out else Path("reports") / name
+    out = Path(out) if out else report_folder(name)
     frame = child_frame(client, parent)
     aggregated = curve_rules.aggregate(frame)
     curves = curve_rules.curves_of(aggregated)
     if not curves:
         raise UsageError(f"SWEEP: {name!r} has no finished runs with a strength to report on")
     config = sweep_config(client, parent)
-    data = load_data(config.dataset)
-    first = data.fold_data(0)  # the pictures show fold 0's models on its training part
+    if data is None:
+        try:
+            config, data = load_data(config)
+        except UsageError:  # the file moved or changed: the runs still hold the curves
+            data = None
+    # the pictures show fold 0's models on its training part
+    first = data.fold_data(0) if data is not None and data.n_features == 2 else None
     out.mkdir(parents=True, exist_ok=True)
 
     from sweeps.analysis import plots
@@ -245,8 +265,6 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
     for key, curve in curves.items():
         by_penalty.setdefault(key[0], []).append((curve, summaries[key]))
     dataset = config.dataset.name
-    # the training error of always predicting the most frequent class
-    majority = 1.0 - np.unique(first.y_train, return_counts=True)[1].max() / len(first.y_train)
     with tempfile.TemporaryDirectory() as folder:
         for penalty, items in by_penalty.items():
             path = out / f"tradeoff_{penalty}.png"
@@ -255,7 +273,10 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
             path = out / f"mechanisms_{penalty}.png"
             plots.mechanisms_figure(path, dataset, penalty, items)
             figures.append((f"Figure 2 ({penalty}): the mechanisms", path))
-            if data.n_features == 2:
+            if first is not None:
+                # the training error of always predicting the most frequent class
+                counts = np.unique(first.y_train, return_counts=True)[1]
+                majority = 1.0 - counts.max() / len(first.y_train)
                 rows = [(s, _pictures(client, frame, c, s, folder, majority)) for c, s in items]
                 path = out / f"boundaries_{penalty}.png"
                 plots.boundaries_figure(path, dataset, penalty, rows, first.X_train, first.y_train)
@@ -271,7 +292,9 @@ def write_report(client: Any, parent: Any, out: str | Path | None = None) -> Pat
     summary = {
         "sweep": name,
         "parent_run_id": parent.info.run_id,
-        "dataset": data.describe(),
+        "dataset": data.describe()
+        if data is not None
+        else parent.data.tags.get(layout.DATA_TAG, config.dataset.name),
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "runs": len(frame),
         "finished": int((frame["status"] == "FINISHED").sum()),

@@ -76,7 +76,7 @@ def point_key(config: SweepConfig, fields: dict[str, Any]) -> str:
     fields = {k: v for k, v in fields.items() if not (k in ("fold", "repeat") and v is None)}
     return digest(
         {
-            "dataset": config.dataset.model_dump(mode="json"),
+            "dataset": config.dataset.identity(),
             "model": config.model.model_dump(mode="json"),
             "point": fields,
         }

@@ -1,15 +1,26 @@
-"""Config files: a bundled config by name or a path, ``--set`` overrides, validation."""
+"""Config sources: a file, a bundled config by name, a mapping or a config object; ``--set``
+overrides; paths in a config meaning what their writer meant.
+
+A relative ``dataset.path`` is relative to the file that names it, as docker compose reads paths
+in its file: the config file's folder, or the working folder for a ``--set`` override and for a
+config given as a mapping (the Python API).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from sweeps.config.schema import SweepConfig, model_name_problem, validate
 from sweeps.config.yaml_text import apply_overrides, load_yaml
 from sweeps.errors import UsageError
+
+#: what :func:`read_config` takes: a file or bundled config's name, a mapping, or a config
+ConfigSource = str | Path | Mapping[str, Any] | SweepConfig
 
 
 def bundled_configs() -> Path:
@@ -21,7 +32,7 @@ def bundled_configs() -> Path:
     return package / "bundled"
 
 
-def resolve_config_path(argument: str) -> Path:
+def resolve_config_path(argument: str | Path) -> Path:
     """The config file for ``argument``: the path itself, or a bundled config of that name.
 
     The bundled configs (``configs/*.yaml`` of the source tree) make
@@ -37,20 +48,7 @@ def resolve_config_path(argument: str) -> Path:
     raise UsageError(f"CONFIG: no such file, got '{argument}' (bundled configs: {names})")
 
 
-def read_config(
-    argument: str, overrides: Sequence[str] = (), register: str | None = None
-) -> tuple[SweepConfig, Path, str]:
-    """Read, override and validate a sweep config (``register``: the ``--register`` option).
-
-    Returns
-    -------
-    config : SweepConfig
-    path : Path
-        The file read (a bundled config when ``argument`` names one).
-    text : str
-        The effective config as YAML (after overrides), for the parent run's artifact.
-    """
-    path = resolve_config_path(argument)
+def _read_file(path: Path) -> dict[str, Any]:
     try:
         raw = load_yaml(path.read_text())
     except yaml.YAMLError as error:
@@ -62,17 +60,62 @@ def read_config(
         raw = {}
     if not isinstance(raw, dict):
         raise UsageError(f"CONFIG: {path} must hold a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def read_config(
+    source: ConfigSource, overrides: Sequence[str] = (), register: str | None = None
+) -> tuple[SweepConfig, Path | None]:
+    """Read, override and validate a sweep config (``register``: the ``--register`` option).
+
+    Returns
+    -------
+    config : SweepConfig
+        With ``dataset.path`` absolute (see the module note).
+    path : Path or None
+        The file read (a bundled config when ``source`` names one); None for a mapping or a
+        config object.
+    """
+    path: Path | None = None
+    if isinstance(source, SweepConfig):
+        raw = source.model_dump(mode="json", by_alias=True)
+    elif isinstance(source, Mapping):
+        raw = copy.deepcopy(dict(source))
+    else:
+        path = resolve_config_path(source)
+        raw = _read_file(path)
+    written = _data_path(raw)
     raw = apply_overrides(raw, overrides)
-    raw.setdefault("name", path.stem)
+    if path is not None:
+        raw.setdefault("name", path.stem)
     if register is not None:
         problem = model_name_problem(register)
         if problem:
             raise UsageError(f"--register: {problem}, got {register!r}")
         raw["register"] = register
     config = validate(raw)
-    return config, path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    final = config.dataset.path
+    if final is None:
+        return config, path
+    from_file = path is not None and final == written
+    base = path.resolve().parent if from_file else Path.cwd()
+    resolved = (base / final).resolve()
+    if not resolved.is_file():
+        raise UsageError(f"dataset.path: no such file '{final}' (looked for '{resolved}')")
+    dataset = config.dataset.model_copy(update={"path": str(resolved)})
+    return config.model_copy(update={"dataset": dataset}), path
+
+
+def _data_path(raw: dict[str, Any]) -> Any:
+    dataset = raw.get("dataset")
+    return dataset.get("path") if isinstance(dataset, dict) else None
+
+
+def config_text(config: SweepConfig) -> str:
+    """The effective config as YAML (a sweep's ``sweep.yaml`` artifact)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
 def config_from_text(text: str) -> SweepConfig:
-    """A config from YAML text written by this module (a sweep's ``sweep.yaml`` artifact)."""
-    return validate(load_yaml(text))
+    """A config from YAML text written by :func:`config_text`."""
+    return validate(load_yaml(text, source="sweep.yaml"))

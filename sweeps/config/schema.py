@@ -30,7 +30,6 @@ import hashlib
 import json
 import math
 import re
-from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -44,7 +43,8 @@ from pydantic import (
     field_validator,
 )
 
-from regcore.datasets import DATASET_NAMES
+from regcore.datasets import DATASET_NAMES, MISSING
+from regcore.tables import MAX_CATEGORIES
 from sweeps.config.messages import best_error, format_error
 from sweeps.errors import UsageError
 from sweeps.settings import (
@@ -122,14 +122,58 @@ SplitConfig = Annotated[
 ]
 
 
+#: fields added to ``dataset`` after keys were first written, with their defaults: left out of
+#: a sweep's identity where they hold them, so that older sweeps keep their keys
+LATER_DATASET_FIELDS = {
+    "columns": None,
+    "drop": None,
+    "missing": "impute",
+    "max_categories": MAX_CATEGORIES,
+    "sha256": None,
+}
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
 class DatasetConfig(_Strict):
+    """``dataset``: a built-in dataset by name, or ``name: file`` with a table's ``path`` and
+    ``target`` column (see :mod:`regcore.datasets` and :mod:`regcore.tables`)."""
+
     name: Literal[DATASET_NAMES]  # type: ignore[valid-type]
     n_samples: PositiveInt | None = None
     noise: Strength | None = None
+    #: a table file; relative to the config file's folder (the working folder for ``--set``)
     path: str | None = None
     target: str | None = None
+    #: feature columns to keep (default: all but the target), and to leave out
+    columns: Annotated[list[str], Field(min_length=1)] | None = None
+    drop: Annotated[list[str], Field(min_length=1)] | None = None
+    #: rows missing a feature value: ``impute`` them (median / most frequent) or ``drop`` them
+    missing: Literal[MISSING] = "impute"  # type: ignore[valid-type]
+    #: a text column with more distinct values than this is refused (an identifier, a free text)
+    max_categories: PositiveInt = MAX_CATEGORIES
+    #: the file's sha256: set by the sweep when it reads the file; a config may pin it
+    sha256: str | None = None
     split: SplitConfig = Split()
     seed: NonNegativeInt = 0
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not SHA256.match(value):
+            raise ValueError("must be 64 lower-case hex digits (a sha256)")
+        return value
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the data: every field but a file's path (its ``sha256`` says which
+        bytes it held: a moved file is the same data, a changed one is not)."""
+        dump = self.model_dump(mode="json")
+        if dump["path"] is not None:
+            del dump["path"]
+        return {
+            key: value
+            for key, value in dump.items()
+            if not (key in LATER_DATASET_FIELDS and value == LATER_DATASET_FIELDS[key])
+        }
 
 
 #: the ``model`` section: every setting the points of a sweep share (fields from
@@ -290,10 +334,12 @@ class SweepConfig(_Strict):
         return value
 
     def result_fields(self) -> dict[str, Any]:
-        """The parts that decide the results (execution settings do not)."""
-        return self.model_dump(include={"dataset", "model", "search"}, mode="json")
+        """The parts that decide the results (execution settings do not; of the dataset, its
+        :meth:`DatasetConfig.identity`)."""
+        fields = self.model_dump(include={"model", "search"}, mode="json")
+        return {"dataset": self.dataset.identity(), **fields}
 
-    @cached_property
+    @property
     def config_hash(self) -> str:
         """A digest of :meth:`result_fields`: equal configs train equal points."""
         return digest(self.result_fields())

@@ -1,4 +1,11 @@
-"""YAML as people write it: the only place that turns YAML text into Python values."""
+"""YAML as people write it, and as nobody should: the only place that turns YAML text into
+Python values.
+
+A config comes from a user or from a colleague's folder, so it is read defensively: a key
+written twice in one mapping is an error naming both lines (YAML's last-one-wins would hide a
+typo), and anchors and aliases that expand past :data:`MAX_VALUES` values are refused before
+anything walks them (a "billion laughs" file of a few hundred bytes expands to 10**9 values).
+"""
 
 from __future__ import annotations
 
@@ -36,9 +43,88 @@ NumberLoader.add_implicit_resolver(
 )
 
 
-def load_yaml(text: str) -> Any:
-    """YAML text as Python values, numbers read as :class:`NumberLoader` reads them."""
-    return yaml.load(text, Loader=NumberLoader)
+#: the most values a config may hold once its aliases are expanded (a big sweep has hundreds)
+MAX_VALUES = 100_000
+
+
+def load_yaml(text: str, source: str = "CONFIG") -> Any:
+    """YAML text as Python values, numbers read as :class:`NumberLoader` reads them.
+
+    Raises
+    ------
+    UsageError
+        Naming ``source`` for a duplicate key (with both lines), a recursive alias, or aliases
+        that expand past :data:`MAX_VALUES` values.
+    yaml.YAMLError
+        For text that is not YAML.
+    """
+    loader = NumberLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_tree(node, source)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_tree(root: yaml.Node, source: str) -> None:
+    """Duplicate keys and the expanded size of the node graph (each node once: linear in the
+    text, however far its aliases would expand)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, str, bool]] = [(root, "", False)]
+    while stack:
+        node, path, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child, _ in _children(node))
+            if sizes[key] > MAX_VALUES:
+                where = ".".join(part for part in path.split(".") if not part.isdigit())
+                raise UsageError(
+                    f"{source}: {where or 'the document'} expands to more than {MAX_VALUES:,} "
+                    "values through anchors and aliases; write the values out"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise UsageError(f"{source}: {path or 'the document'} holds an alias to itself")
+        open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            _check_duplicates(node, path, source)
+        stack.append((node, path, True))
+        for child, name in _children(node):
+            stack.append((child, f"{path}.{name}" if path else name, False))
+
+
+def _children(node: yaml.Node) -> list[tuple[yaml.Node, str]]:
+    if isinstance(node, yaml.MappingNode):
+        out = []
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            out += [(key, name), (value, name)]
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [(item, str(i)) for i, item in enumerate(node.value)]
+    return []
+
+
+def _check_duplicates(node: yaml.MappingNode, path: str, source: str) -> None:
+    seen: dict[tuple[str, str], int] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        ident, line = (key.tag, key.value), key.start_mark.line + 1
+        if ident in seen:
+            where = f"{path}.{key.value}" if path else key.value
+            raise UsageError(
+                f"{source}: {where}: the key is written twice, at lines {seen[ident]} and "
+                f"{line}; keep one"
+            )
+        seen[ident] = line
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

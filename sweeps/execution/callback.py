@@ -13,6 +13,7 @@ from ray.tune import Callback
 
 from sweeps.config.points import TrainingPoint
 from sweeps.execution.progress import Progress
+from sweeps.execution.trial import trial_input
 from sweeps.store.point_result import POINTS
 from sweeps.store.writer import ChildRunWriter, PointRecord
 
@@ -20,10 +21,8 @@ from sweeps.store.writer import ChildRunWriter, PointRecord
 class ResultsToMLflow(Callback):
     """Hands each pack's results to the MLflow writer, and removes them from Tune's copy."""
 
-    def __init__(
-        self, packs: list[list[TrainingPoint]], writer: ChildRunWriter, progress: Progress
-    ) -> None:
-        self.packs, self.writer, self.progress = packs, writer, progress
+    def __init__(self, writer: ChildRunWriter, progress: Progress) -> None:
+        self.writer, self.progress = writer, progress
         self.retries = 0
         # keys whose result came in: a trial retried after it reported (its node was lost)
         # delivers them again; the writer keeps one run per key, the count must too
@@ -35,10 +34,8 @@ class ResultsToMLflow(Callback):
         return {}
 
     def points(self, trial: Any) -> list[TrainingPoint]:
-        """A trial's trainings: in its config (a search's trials) or one of the grid's packs."""
-        if "points" in trial.config:
-            return [TrainingPoint(**fields) for fields in trial.config["points"]]
-        return self.packs[trial.config["pack"]]
+        """A trial's trainings (:class:`sweeps.execution.trial.TrialInput`)."""
+        return list(trial_input(trial.config).points)
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any

@@ -2,7 +2,7 @@
 
 Resume is decided by MLflow, the store of record: a point whose child run is complete is not
 trained again, whatever Ray Tune's own experiment folder (kept at a stable path per sweep,
-``<storage_path>/<name>-<config hash>``) holds. This works from any machine that sees the
+``<storage_path>/<name>-<parent run id>``) holds. This works from any machine that sees the
 tracking store, and a result that reached Tune but not MLflow is simply trained again.
 """
 
@@ -24,6 +24,7 @@ from sweeps.config.schema import SweepConfig
 from sweeps.errors import SweepError, UsageError, env_number, first_line
 from sweeps.execution.progress import Progress
 from sweeps.execution.trainable import config_json, pack_trainable
+from sweeps.execution.trial import KEY, grid_inputs, trial_input
 from sweeps.store import layout
 from sweeps.store.tracking import Sweep
 from sweeps.store.writer import ChildRunWriter
@@ -270,6 +271,7 @@ def run_points(
     progress: Progress,
 ) -> SweepOutcome:
     """Train ``points`` (those not done yet) with Ray Tune and write them to ``sweep``."""
+    import ray
     from ray import tune
     from ray.tune import FailureConfig, RunConfig, TuneConfig
 
@@ -297,10 +299,11 @@ def run_points(
             todo = [p for p in todo if p.key not in searched]
         if todo or specs:
             packs = plan_packs(config, todo, slots, len(data.folds[0].train), data.n_features)
+            # the rows go to Ray's object store once; trials fetch them from there, never
+            # from the user's file (a worker node needs no copy of it)
+            rows = ray.put(data)
             trainable = tune.with_parameters(
-                pack_trainable,
-                config_json=config_json(config),
-                packs=[[p.as_dict() for p in pack] for pack in packs],
+                pack_trainable, config_json=config_json(config), data=[rows]
             )
             trainable = tune.with_resources(trainable, {"cpu": config.execution.cpus_per_trial})
             tune_config = dict(
@@ -309,7 +312,7 @@ def run_points(
                 # cached actors and kills the ones still starting elsewhere (slow imports), so
                 # remote nodes sit idle; on one node, reuse saves each trial's start-up
                 reuse_actors=nodes == 1,
-                trial_name_creator=lambda trial: f"pack-{trial.config['pack']}",
+                trial_name_creator=lambda trial: trial_input(trial.config).label,
                 trial_dirname_creator=lambda trial: f"pack-{trial.trial_id}",
             )
             if specs:
@@ -326,15 +329,16 @@ def run_points(
                 param_space: dict = {}
                 tune_config.update(search_alg=searcher, num_samples=-1)
             else:
-                param_space = {"pack": tune.grid_search(list(range(len(packs))))}
+                param_space = {KEY: tune.grid_search([t.plain() for t in grid_inputs(packs)])}
             tuner = tune.Tuner(
                 trainable,
                 param_space=param_space,
                 tune_config=TuneConfig(**tune_config),
                 run_config=RunConfig(
-                    name=f"{config.name}-{config.config_hash[:8]}",
+                    # a folder per sweep (parent run): two sweeps of one name never share one
+                    name=f"{config.name}-{sweep.run_id[:12]}",
                     storage_path=storage_path or config.execution.storage_path,
-                    callbacks=[callback := ResultsToMLflow(packs, writer, progress)],
+                    callbacks=[callback := ResultsToMLflow(writer, progress)],
                     failure_config=FailureConfig(max_failures=config.execution.max_failures),
                     verbose=0,
                 ),

@@ -25,6 +25,7 @@ from sweeps.analysis.bracket import Bracket, Evaluation
 from sweeps.analysis.curves import cv_stats
 from sweeps.config.points import CurveSpec, TrainingPoint
 from sweeps.config.schema import SweepConfig
+from sweeps.execution.trial import TrialInput, grid_inputs
 from sweeps.store.point_result import POINTS
 
 #: what the search needs of a complete training: its selection metric and its weight (n_dev)
@@ -122,8 +123,10 @@ class SweepSearcher(_searcher_base()):
         super().__init__(metric=None, mode=None)
         self.config, self.sizes, self._added = config, sizes, added
         self.known = dict(known)
-        self.queue: collections.deque[tuple[str, list[TrainingPoint]]] = collections.deque(
-            (f"grid-{i}", pack) for i, pack in enumerate(grid_packs)
+        # each trial to propose, with the index of the searched curve it belongs to (None: the
+        # grid's)
+        self.queue: collections.deque[tuple[int | None, TrialInput]] = collections.deque(
+            (None, trial) for trial in grid_inputs(grid_packs)
         )
         self.searches = [CurveSearch(spec, config) for spec in curves]
         self.in_flight: dict[str, tuple[int | None, list[TrainingPoint]]] = {}
@@ -152,22 +155,21 @@ class SweepSearcher(_searcher_base()):
         """Queue curve ``index``'s packs (what is queued or in flight already, once); tell the
         progress line of the trainings not in ``counted``."""
         waiting = {p.key for _, (_, pack) in self.in_flight.items() for p in pack}
-        waiting |= {p.key for _, pack in self.queue for p in pack}
+        waiting |= {key for _, trial in self.queue for key in trial.keys}
         for pack in packs:
             pack = [p for p in pack if p.key not in waiting]
             if pack:
                 label = f"{self.searches[index].spec.name} {pack[0].strength:.4g}"
-                self.queue.append((f"{index}|{label}", pack))
+                self.queue.append((index, TrialInput(label, tuple(pack))))
                 new = sum(p.key not in (counted or ()) for p in pack)
                 if new and self._added:
                     self._added(new)
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if self.queue:
-            label, pack = self.queue.popleft()
-            index = int(label.split("|")[0]) if "|" in label else None
-            self.in_flight[trial_id] = (index, pack)
-            return {"pack": label.split("|")[-1], "points": [p.as_dict() for p in pack]}
+            index, trial = self.queue.popleft()
+            self.in_flight[trial_id] = (index, list(trial.points))
+            return trial.config()
         if not self.in_flight and all(search.done for search in self.searches):
             return self.FINISHED
         return None  # a round in flight: ask again when its results are in

@@ -6,23 +6,24 @@ Ray Tune's result stream, and the driver writes them (see :mod:`sweeps.store.wri
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import socket
 import time
 import warnings
-from functools import lru_cache
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from regcore import DivergenceWarning, RegularizedClassifier, fit_many, metrics
-from regcore.datasets import Dataset, Resampled
+from regcore.datasets import Dataset, Resampled, fold_position
 from regcore.engines import compiled_available
 from regcore.model_io import to_npz
-from sweeps.config.data import load_data
 from sweeps.config.points import TrainingPoint
-from sweeps.config.schema import DatasetConfig, ModelConfig, SweepConfig
+from sweeps.config.schema import ModelConfig, SweepConfig, digest
+from sweeps.execution.trial import trial_input
 from sweeps.settings import estimator_params, training_values
 from sweeps.store.point_result import POINTS, PointResult
 
@@ -39,24 +40,33 @@ def estimator_for(model: ModelConfig, point: TrainingPoint) -> RegularizedClassi
     return RegularizedClassifier(**estimator_params(training_values(model, point, {})))
 
 
-@lru_cache(maxsize=4)
-def _dataset(dataset_json: str) -> Resampled:
-    """The dataset and its folds, loaded once per worker process."""
-    return load_data(DatasetConfig.model_validate_json(dataset_json))
+#: the folds a worker process prepared, by (data key, fold index): its trials reuse them
+_FOLDS: collections.OrderedDict[tuple[str, int], tuple[Dataset, tuple]] = collections.OrderedDict()
+_FOLDS_KEPT = 64
 
 
-@lru_cache(maxsize=64)
-def _fold(dataset_json: str, index: int) -> tuple[Dataset, tuple]:
-    """Fold ``index`` standardized on its training part, and the ``(X, y, X_dev, y_dev)`` tuple
-    that ``fit_many`` gets for it (one object per fold: its models share it)."""
-    part = _dataset(dataset_json).fold_data(index)
-    return part, (part.X_train, part.y_train, part.X_dev, part.y_dev)
+def data_key(config: SweepConfig) -> str:
+    """What identifies a sweep's data and its split (:meth:`DatasetConfig.identity`)."""
+    return digest(config.dataset.identity())
 
 
-def fold_of(config: SweepConfig, point: TrainingPoint) -> tuple[Dataset, tuple]:
-    """The data ``point`` trains on (see :func:`_fold`)."""
-    dataset_json = config.dataset.model_dump_json()
-    return _fold(dataset_json, _dataset(dataset_json).fold_index(point.repeat, point.fold))
+def fold_of(
+    config: SweepConfig, point: TrainingPoint, data: Resampled | Callable[[], Resampled]
+) -> tuple[Dataset, tuple]:
+    """Fold data for ``point``: the fold preprocessed on its training part, and the
+    ``(X, y, X_dev, y_dev)`` tuple ``fit_many`` gets for it (one object per fold: its models
+    share it). Prepared once per worker process; ``data`` may be a callable that fetches the
+    rows (from Ray's object store) only when a fold is not prepared yet."""
+    index = fold_position(getattr(config.dataset.split, "kfold", None), point.repeat, point.fold)
+    key = (data_key(config), index)
+    if key not in _FOLDS:
+        rows = data() if callable(data) else data
+        part = rows.fold_data(index)
+        _FOLDS[key] = part, (part.X_train, part.y_train, part.X_dev, part.y_dev)
+        while len(_FOLDS) > _FOLDS_KEPT:
+            _FOLDS.popitem(last=False)
+    _FOLDS.move_to_end(key)
+    return _FOLDS[key]
 
 
 def point_result(
@@ -99,12 +109,17 @@ def blas_threads(cpus_per_trial: float) -> int:
     return max(1, int(cpus_per_trial))
 
 
-def train_pack(config: SweepConfig, points: list[TrainingPoint]) -> list[PointResult]:
+def train_pack(
+    config: SweepConfig,
+    points: Sequence[TrainingPoint],
+    data: Resampled | Callable[[], Resampled],
+) -> list[PointResult]:
     """Train points that share an architecture together; one result per point, in order.
 
-    Each result also says how many BLAS threads the training could use (``threads``).
+    ``data`` is the sweep's rows (or a callable fetching them, see :func:`fold_of`). Each
+    result also says how many BLAS threads the training could use (``threads``).
     """
-    folds = [fold_of(config, point) for point in points]
+    folds = [fold_of(config, point, data) for point in points]
     cpus = blas_threads(config.execution.cpus_per_trial)
     estimators = [estimator_for(config.model, point).set_params(n_jobs=cpus) for point in points]
     with (
@@ -114,7 +129,7 @@ def train_pack(config: SweepConfig, points: list[TrainingPoint]) -> list[PointRe
         # divergence is reported per point (a FAILED run with a `diverged` tag)
         warnings.simplefilter("ignore", DivergenceWarning)
         started = time.perf_counter()
-        fit_many(estimators, data=[data for _, data in folds])
+        fit_many(estimators, data=[fold for _, fold in folds])
         seconds = (time.perf_counter() - started) / len(points)
         threads = max((pool["num_threads"] for pool in threadpool_info()), default=1)
         return [
@@ -123,18 +138,20 @@ def train_pack(config: SweepConfig, points: list[TrainingPoint]) -> list[PointRe
         ]
 
 
-def pack_trainable(
-    trial_config: dict[str, Any], *, config_json: str, packs: list[list[dict[str, Any]]]
-) -> None:
-    """Ray Tune function trainable: train the trial's points (``trial_config["points"]``, from a
-    search) or pack ``trial_config["pack"]`` of ``packs``, and report them."""
+def pack_trainable(trial_config: dict[str, Any], *, config_json: str, data: list[Any]) -> None:
+    """Ray Tune function trainable: train the trial's points
+    (:class:`sweeps.execution.trial.TrialInput`) and report them.
+
+    ``data`` holds the reference to the sweep's rows in Ray's object store (in a list, so that
+    Tune passes the reference on instead of fetching the rows for every trial): a worker fetches
+    them only for a fold it has not prepared yet.
+    """
     import ray
     from ray import tune
 
     config = SweepConfig.model_validate_json(config_json)
-    given = trial_config.get("points") or packs[trial_config["pack"]]
-    points = [TrainingPoint(**fields) for fields in given]
-    results = train_pack(config, points)
+    trial = trial_input(trial_config)
+    results = train_pack(config, trial.points, lambda: ray.get(data[0]))
     node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
     results = [dataclasses.replace(result, node=node) for result in results]
     tune.report({POINTS: results})

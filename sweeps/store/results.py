@@ -13,8 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from regcore import metrics
 from sweeps.settings import SETTING_KEYS, read_params, strength
 from sweeps.store import layout, tracking
 
@@ -111,3 +113,29 @@ def format_table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
                 lambda v: "" if pd.isna(v) else float_format.format(v)
             )
     return shown.to_string(index=False)
+
+
+def refit_frame(client: Any, parent: Any) -> pd.DataFrame:
+    """A sweep's refit runs as a table: curve, rule, strength, test cost and error, model URI."""
+    runs = tracking.child_runs(client, parent, kind=layout.REFIT)
+    rows = []
+    for run in runs:
+        params, values = run.data.params, run.data.metrics
+        penalty = params.get("penalty", "")
+        rows.append(
+            {
+                "curve": run.data.tags.get(layout.CURVE_TAG, ""),
+                "rule": run.data.tags.get(layout.RULE_TAG, ""),
+                "strength": strength(
+                    penalty, float(params.get("lam", "nan")), float(params.get("keep_prob", "nan"))
+                ),
+                "test cost": values.get(metrics.TEST_COST, np.nan),
+                "test error": values.get(metrics.TEST_ERROR, np.nan),
+                "status": run.info.status,
+                "model": run.data.tags.get(layout.MODEL_URI_TAG, ""),
+            }
+        )
+    frame = pd.DataFrame(
+        rows, columns=["curve", "rule", "strength", "test cost", "test error", "status", "model"]
+    )
+    return frame.sort_values(["curve", "rule"]).reset_index(drop=True)

@@ -20,10 +20,9 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from regcore.datasets import FILE, SYNTHETIC, Resampled
+from regcore.datasets import Resampled
 from sweeps.config.points import TrainingPoint
 from sweeps.config.schema import SweepConfig
 from sweeps.errors import SweepError, UsageError, first_line
@@ -274,6 +273,13 @@ def resumable_sweep(client: Any, config: SweepConfig) -> Any | None:
     if not previous:
         return None
     parent = previous[0]
+    before, now = parent.data.tags.get(layout.DATA_SHA256_TAG), config.dataset.sha256
+    if before and now and before != now:
+        raise UsageError(
+            f"dataset.path: '{config.dataset.path}' changed since sweep {config.name!r} started "
+            f"(sha256 {before[:16]}... then, {now[:16]}... now); restore the file, or run "
+            "without --resume for a new sweep"
+        )
     if parent.data.tags.get(layout.HASH_TAG) != config.config_hash:
         raise UsageError(
             f"--resume: sweep {config.name!r} ({parent.info.run_id}) was started with another "
@@ -306,6 +312,10 @@ def start_sweep(
         layout.HASH_TAG: config.config_hash,
         layout.POINTS_TAG: str(n_points),
     }
+    if data is not None:
+        tags[layout.DATA_TAG] = f"{data.describe()}; {data.preparation()}"
+    if config.dataset.sha256:
+        tags[layout.DATA_SHA256_TAG] = config.dataset.sha256
     run = client.create_run(exp_id, tags=tags, run_name=config.name)
     params = [mlflow_param(key, value) for key, value in config.flat_params().items()]
     for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
@@ -316,33 +326,26 @@ def start_sweep(
     return Sweep(client, exp_id, run.info.run_id, config.name, False)
 
 
-def dataset_source(config: SweepConfig) -> str:
-    """Where a sweep's data come from, as a call anyone can repeat (or a file's path)."""
-    spec = config.dataset
-    if spec.name == FILE:
-        return str(Path(spec.path).resolve())
-    if spec.name in SYNTHETIC:
-        n_samples, noise = SYNTHETIC[spec.name]
-        module = "regcore.datasets" if spec.name == "spirals" else "sklearn.datasets"
-        maker = "make_spirals" if spec.name == "spirals" else f"make_{spec.name}"
-        return (
-            f"{module}.{maker}(n_samples={spec.n_samples or n_samples}, "
-            f"noise={spec.noise if spec.noise is not None else noise}, random_state={spec.seed})"
-        )
-    return f"sklearn.datasets.load_{spec.name}()"
-
-
 def log_dataset(client: Any, run_id: str, config: SweepConfig, data: Resampled) -> None:
-    """The sweep's dataset as an MLflow dataset input of the parent run: name, digest, source,
-    and the split (tag ``regsweep.split``: the test share held out, then the folds)."""
+    """The sweep's dataset as an MLflow dataset input of the parent run: name, digest, source
+    (a call anyone can repeat, or a file's absolute path), and the split (tag
+    ``regsweep.split``: the test share held out, then the folds). A file's full sha256 is the
+    parent's tag ``regsweep.data_sha256`` (MLflow keeps 36 characters of a dataset digest, so
+    the input's digest is the first 32 hex digits)."""
     import mlflow.data
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+    table = data.table
+    frame = table.features.assign(**{TARGET_COLUMN: table.y})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "source can be interpreted in multiple ways"
-        dataset = mlflow.data.from_numpy(
-            data.X, targets=data.y, name=config.dataset.name, source=dataset_source(config)
+        dataset = mlflow.data.from_pandas(
+            frame,
+            source=table.source,
+            targets=TARGET_COLUMN,
+            name=config.dataset.name,
+            digest=table.digest[:32] if table.digest else None,
         )
     split = {**config.dataset.split.model_dump(), "seed": config.dataset.seed}
     tags = [
@@ -350,6 +353,10 @@ def log_dataset(client: Any, run_id: str, config: SweepConfig, data: Resampled) 
         InputTag(key=layout.SPLIT_TAG, value=json.dumps(split)),
     ]
     client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
+
+
+#: the target's column in the logged dataset (a file's target keeps its own name)
+TARGET_COLUMN = "target"
 
 
 def ui_pages(address: str, experiment_id: str, run_id: str) -> tuple[str, str]:
