@@ -126,6 +126,7 @@ class RayNode:
         address: str | None = None,
         num_cpus: int = 2,
         command: list[str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.log = log
         self.port = port
@@ -136,7 +137,11 @@ class RayNode:
             else:
                 command += [f"--address={address}"]
         self.process = subprocess.Popen(
-            command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=cwd,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for_text(log, "Ray runtime started", self.process, timeout=120)
 

@@ -6,6 +6,7 @@ restarted mid-sweep."""
 
 import os
 import re
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -151,12 +152,14 @@ class Cluster:
             port=self.gcs_port,
             command=compose_command("ray-head", self.env, {"6379": str(self.gcs_port)}),
         )
+        (folder / "worker-home").mkdir()  # the worker's working folder: nothing in it
         self.worker = RayNode(
             folder / "worker.log",
             head=False,
             command=compose_command(
                 "ray-worker", self.env, {"ray-head:6379": f"127.0.0.1:{self.gcs_port}"}
             ),
+            cwd=folder / "worker-home",
         )
         driver_env = SERVICES["sweeps"]["environment"]
         self.driver_env = {
@@ -290,6 +293,48 @@ def test_sweep_on_the_cluster_uses_both_nodes(cluster, tmp_path):
     artifacts = cluster.rest("artifacts/list", run_id=parent["info"]["run_id"], path="report")
     assert any(f["path"] == "report/report.html" for f in artifacts["files"])
     assert list((cluster.folder / "mlflow" / "artifacts").rglob("weights.npz"))
+
+
+def test_a_csv_sweep_needs_no_copy_of_the_file_on_the_nodes(cluster, tmp_path):
+    """The driver reads the user's file once and ships the rows through Ray's object store: the
+    worker's working folder has no copy, and the file is gone once the sweep has started, yet
+    every training of both nodes finishes (and the report is drawn from the driver's rows)."""
+    data = tmp_path / "mine" / "table.csv"
+    data.parent.mkdir()
+    shutil.copy(ROOT / "configs" / "data" / "orchard.csv", data)
+    config = cluster_config(
+        tmp_path / "mine",
+        "csv-nodes",
+        dataset={
+            "name": "file",
+            "path": "table.csv",
+            "target": "variety",
+            "n_samples": None,
+            "noise": None,
+            "split": {"kfold": 3, "test": 0.2},
+        },
+        model={"width": 8, "epochs": 1500, "log_every": 500},
+        search={
+            "depths": [1],
+            "seeds": [0],
+            "penalties": {"none": None, "l1": None, "l2": {"lam": [0.01, 0.1, 1.0, 10.0]}},
+        },
+        execution={"pack_size": 2, "max_failures": 0},
+    )
+    log = tmp_path / "driver.log"
+    driver = cli_background("run", str(config), cwd=tmp_path, log=log, env=cluster.driver_env)
+    try:
+        wait_for_text(log, "sweep csv-nodes: ", driver)  # read, checked and digested
+        data.unlink()
+        assert driver.wait(timeout=600) == 0, log.read_text()
+    finally:
+        kill_group(driver)
+    assert "2 nodes, 4 CPUs" in log.read_text()
+    _, mine = sweep_and_children(cluster, "csv-nodes")
+    exactly_one_finished_child_per_point(mine, 4 * 3)
+    nodes = {tag(c, "regsweep.node").split("/")[1] for c in mine}
+    assert len(nodes) == 2, nodes  # trials ran on the head and on the worker
+    assert not list((cluster.folder / "worker-home").iterdir())
 
 
 def test_tracking_server_restart_mid_sweep_loses_and_duplicates_nothing(cluster, tmp_path):

@@ -27,7 +27,7 @@ from sklearn.pipeline import Pipeline
 
 from regcore.model_io import load_pipeline as load_pipeline_files
 from regcore.model_io import save_pipeline
-from regcore.tables import NUMBER, Columns
+from regcore.tables import BOOLEAN, NUMBER, Columns
 
 #: the distribution that holds this module: a model's one requirement besides its libraries
 DISTRIBUTION = "regsweep"
@@ -80,7 +80,7 @@ def column_type(values: pd.Series, kind: str) -> str:
     ``boolean`` and ``string`` for categories."""
     if kind == NUMBER:
         return "long" if pd.api.types.is_integer_dtype(values) else "double"
-    return "boolean" if pd.api.types.is_bool_dtype(values) else "string"
+    return "boolean" if kind == BOOLEAN else "string"
 
 
 def signature(rows: pd.DataFrame, columns: Columns, classes: list[Any]) -> Any:
