@@ -33,7 +33,10 @@ Cases:
    Goal: at most 3x the time. Also the training alone: ``fit_many`` of the 80 (model, fold)
    pairs against the 16 models on one split, one core each.
 7. ``memory``: peak memory (summed RSS of the process tree) of the quickstart sweep.
-8. ``scale``: ``configs/scale.yaml`` (10,000 points) against an MLflow server on a real
+8. ``table``: reading and checking a user's 1,000,000-row, 20-column CSV on the driver (the
+   file, its sha256, its columns and target, the split) against ``pandas.read_csv`` alone, each
+   in a fresh process, and the peak memory of each (:mod:`bench.table_case`).
+9. ``scale``: ``configs/scale.yaml`` (10,000 points) against an MLflow server on a real
    PostgreSQL, both started here (:mod:`bench.services`): wall time, training and writing
    apart, runs written per second, the driver's peak memory, then ``sweeps ls``, ``show``,
    ``report`` and ``compare`` on it; and runs written per second for 1, 4 and 8 writers against
@@ -58,6 +61,7 @@ import numpy as np
 from bench.measure import Row
 from bench.scale import case_scale
 from bench.sweep_cases import case_cv, case_memory, case_sweep, case_tune
+from bench.table_case import case_table
 from bench.training import ROOT, case_fit_many, case_hardware, case_single_fit
 
 CASES = {
@@ -68,6 +72,7 @@ CASES = {
     "tune": case_tune,
     "cv": case_cv,
     "memory": case_memory,
+    "table": case_table,
     "scale": case_scale,
 }
 
@@ -131,6 +136,11 @@ def _memory(r: Row) -> tuple[str, str, str]:
     return "", f"{r['peak_rss_mb']:.0f} MB", f"driver {r['driver_peak_rss_mb']:.0f} MB"
 
 
+def _peaks(r: Row) -> tuple[str, str, str]:
+    ratio = r["candidate_mb"] / r["baseline_mb"]
+    return f"{r['baseline_mb']:.0f} MB", f"{r['candidate_mb']:.0f} MB", f"{_x(ratio)}x the memory"
+
+
 def _scale(r: Row) -> tuple[str, str, str]:
     return (
         "",
@@ -162,6 +172,7 @@ FORMATS: dict[str, Callable[[Row], tuple[str, str, str]]] = {
     "throughput": _throughput_cells,
     "timing": _timing,
     "memory": _memory,
+    "peaks": _peaks,
     "scale": _scale,
     "reads": _reads_cells,
     "writers": _writers,

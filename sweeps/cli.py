@@ -1,4 +1,6 @@
-"""The ``sweeps`` command.
+"""The ``sweeps`` command: argument parsing and printing. What a command does lives in the
+packages (a sweep's life: :mod:`sweeps.execution.lifecycle`, the same one :func:`sweeps.run`
+runs).
 
 Exit codes: 0 success; 2 bad input (config, data, arguments), with a one-line reason naming the
 field; 1 anything else (unreachable cluster or tracking server, points that failed, ...).
@@ -7,26 +9,17 @@ field; 1 anything else (unreachable cluster or tracking server, points that fail
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
 
 from regcore import metrics
-from sweeps.errors import SweepError, UsageError, first_line
+from sweeps.errors import SweepError, UsageError
+from sweeps.options import resolve_tracking_uri
 from sweeps.store import layout
-
-if TYPE_CHECKING:
-    from regcore.datasets import Resampled
-    from sweeps.config.points import TrainingPoint
-    from sweeps.config.schema import SweepConfig
-    from sweeps.execution.runner import SweepOutcome
-    from sweeps.store.tracking import Sweep
 
 DESCRIPTION = """\
 Regularization sweeps: Ray Tune trains regcore models across penalties, lambdas, depths and
@@ -105,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the newest sweep of this name: train only unfinished points",
     )
     run.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: take the sweep over even if its driver's lease is fresh",
+    )
+    run.add_argument(
         "--address",
         metavar="HOST:PORT",
         help="Ray cluster to use (default: $RAY_ADDRESS, else a local Ray)",
@@ -174,251 +172,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sweeps.config.data import load_data
-    from sweeps.config.points import expand, searched
-    from sweeps.config.reading import config_text, read_config
+    from sweeps.execution import lifecycle
+    from sweeps.options import run_options
 
-    config, _ = read_config(args.config, args.set, args.register)
-    config, data = load_data(config)
-    text = config_text(config)
-    points = expand(config)
-    if args.dry_run:
-        return _print_dry_run(config, points, data)
-
-    from sweeps.execution import runner
-    from sweeps.store import backlog, tracking
-
-    # the environment's settings are bad input too: checked before anything is written
-    backlog.memory_bound()
-    runner.drain_seconds()
-    try:
-        from regcore.engines import environment_engine
-
-        environment_engine()
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    tracking_uri = args.tracking_uri or tracking.default_tracking_uri()
-    tracking.check_tracking_uri(tracking_uri)
-    tracking.check_tracking_server(tracking_uri)
-    address = args.address or os.environ.get("RAY_ADDRESS") or None
-    client = previous = None
-    if args.resume:  # a sweep that cannot be resumed is bad input: say so before Ray starts
-        client = tracking.client_for(tracking_uri)
-        previous = tracking.resumable_sweep(client, config)
-        if previous is None:
-            print(f"--resume: no sweep named {config.name!r} yet; starting it", file=sys.stderr)
-    if address is None:  # before the store is set up beside Ray's start
-        runner.check_schedulable(config, runner.local_cpus(), "this machine (a local Ray)")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        # starting Ray takes seconds of waiting for its processes: meanwhile import Ray Tune
-        # and, for a local Ray, set up the store (a cluster is checked first, so that a
-        # refused one leaves nothing written)
-        pool.submit(importlib.import_module, "sweeps.execution.callback")
-        store = None
-        if client is None and address is None:
-            store = pool.submit(tracking.client_for, tracking_uri)
-        resources = runner.connect_ray(address)
-    stop_on_signals()  # after ray.init, which installs a SIGTERM handler of its own
-    try:
-        if address is not None:
-            where = f"the cluster ({runner.resources_summary(resources)})"
-            runner.check_schedulable(config, resources["largest_node_cpus"], where)
-        if client is None:
-            client = store.result() if store is not None else tracking.client_for(tracking_uri)
-        sweep = tracking.start_sweep(
-            client, config, text, len(points), resume_from=previous, data=data
-        )
-        keys = {p.key for p in points}
-        if searched(config):  # a search's trainings are known as it goes: count all done
-            keys |= sweep.done_keys
-        done_before = len(sweep.done_keys & keys)
-        unit = "trainings" if len(config.dataset.split.folds) > 1 else "points"
-        print(
-            f"sweep {config.name}: {describe_points(config, points)}, {data.describe()}\n"
-            f"  data: {data.preparation()}\n"
-            f"  Ray: {'local, ' if not address else address + ', '}"
-            f"{runner.resources_summary(resources)}; MLflow: {client.tracking_uri}, "
-            f"experiment {config.experiment!r}, parent run {sweep.run_id}"
-            + (
-                f"\n  resuming: {done_before} {unit} done before, "
-                f"{len(keys) - done_before} to train"
-                if sweep.resumed
-                else ""
-            ),
-            flush=True,
-        )
-        from sweeps.execution.progress import Progress
-
-        progress = Progress(config.name, len(keys), already=done_before, unit=unit)
-        progress.start()
-        outcome = runner.run_points(
-            config,
-            sweep,
-            points,
-            slots=runner.slots_for(config, resources),
-            data=data,
-            nodes=int(resources.get("nodes", 1)),
-            storage_path=args.storage_path or os.environ.get("REGSWEEP_STORAGE_PATH"),
-            progress=progress,
-        )
-    finally:
-        # synchronously: an object still holding a Ray reference, collected after a shutdown
-        # done elsewhere, makes Ray's core worker end the process
-        runner.shutdown_ray()
-    return _finish_run(args, config, client, sweep, points, outcome, data)
-
-
-def _finish_run(
-    args: argparse.Namespace,
-    config: SweepConfig,
-    client: Any,
-    sweep: Sweep,
-    points: list[TrainingPoint],
-    outcome: SweepOutcome,
-    data: Resampled,
-) -> int:
-    from sweeps.analysis import curves
-    from sweeps.store import results, tracking
-
-    def unreachable(error: Exception) -> SweepError:  # the writer said so above
-        return SweepError(
-            f"cannot reach MLflow to close sweep {config.name!r} "
-            f"({first_line(error, with_type=True, limit=200)}); "
-            f"`sweeps run {args.config} --resume` continues it"
-        )
-
-    stopped = outcome.interrupted or outcome.error
-    try:
-        parent = client.get_run(sweep.run_id)
-        frame = results.child_frame(client, parent)
-    except Exception as error:
-        raise unreachable(error) from None
-    # a search's trainings are the initial ones and whatever it asked for (each has a run)
-    wanted = {p.key for p in points} | set(frame["key"].dropna())
-    missing = len(wanted - results.complete_keys(frame))
-    aggregated = curves.aggregate(frame)
-    summaries = [curves.summarize(c, config.select) for c in curves.curves_of(aggregated).values()]
-    refits, refit_error = [], None
-    if summaries and not (missing or stopped or args.no_refit):
-        try:
-            refits = _refit(config, client, sweep, data, summaries)
-        except Exception as error:  # the trainings stand: the sweep is closed all the same
-            refit_error = first_line(error, with_type=True, limit=300)
-    best = curves.best_per_curve(aggregated, config.select)
-    lowest = curves.best_per_curve(aggregated)  # what `sweeps ls` shows of a running sweep too
-    try:
-        results.store_table(client, sweep.run_id, frame)
-        tracking.finish_sweep(
-            sweep,
-            missing=missing,
-            interrupted=outcome.interrupted,
-            error=outcome.error,
-            done=len(wanted) - missing,
-            total=len(wanted),
-            best_dev_cost=lowest[metrics.DEV_COST].min() if len(lowest) else None,
-        )
-    except Exception as error:
-        raise unreachable(error) from None
-    print(
-        f"\n{config.name}: {outcome.trained} trainings in {outcome.seconds:.1f}s"
-        + (f", {outcome.skipped} already done" if outcome.skipped else "")
-        + (f", {outcome.failed} failed" if outcome.failed else "")
-        + (f", {int(frame['diverged'].sum())} diverged" if frame["diverged"].any() else "")
-        + (f", {outcome.trial_retries} trial retries" if outcome.trial_retries else "")
-        + (f", {outcome.writer_retries} MLflow retries" if outcome.writer_retries else "")
+    options = run_options(
+        tracking_uri=args.tracking_uri,
+        address=args.address,
+        storage_path=args.storage_path,
+        overrides=args.set,
+        resume=args.resume,
+        force=args.force,
+        refit=not args.no_refit,
+        report=not args.no_report,
+        register=args.register,
+        out=args.out,
     )
-    if not best.empty:
-        print(f"lowest mean {config.select} per curve (over folds and seeds):")
-        print(results.format_table(best))
-    if refits:
-        print("refits on all non-test data (test set scored once):")
-        from sweeps.store.results import refit_frame
+    prepared = lifecycle.prepare(args.config, options)
+    if args.dry_run:
+        lifecycle.dry_run(prepared, say=print)
+        return 0
+    from sweeps.execution.progress import Progress
 
-        print(results.format_table(refit_frame(client, parent).drop(columns=["model"])))
-    if not args.no_report and not stopped:
-        if summaries:
-            from sweeps.analysis import report
-
-            started = time.monotonic()
-            out = report.write_report(client, parent, args.out, data=data)
-            print(f"report: {out / 'report.html'} ({time.monotonic() - started:.1f}s)")
-        else:
-            print("no report: no finished runs with a regularization strength to plot")
-    if outcome.error:
-        raise SweepError(f"sweep {config.name!r} stopped: {outcome.error}; --resume continues it")
-    if outcome.interrupted:
-        return 128 + STOPPED_BY[0]
-    if missing:
-        print(
-            f"{missing} of {len(wanted)} trainings have no finished run; "
-            f"rerun with `sweeps run {args.config} --resume` to train them",
-            file=sys.stderr,
-        )
-        return 1
-    if refit_error:
-        raise SweepError(
-            f"the refit of sweep {config.name!r} failed ({refit_error}); its trainings are all "
-            f"written: `sweeps run {args.config} --resume` refits without training"
-        )
-    return 0
-
-
-def _refit(
-    config: SweepConfig, client: Any, sweep: Sweep, data: Resampled, summaries: list
-) -> list:
-    """Refit each curve's lambda.min and lambda.1se, log them, and register the sweep's choice
-    if asked (:mod:`sweeps.execution.refit`)."""
-    from sweeps.execution import refit
-
-    started = time.monotonic()
-    refits = refit.plan(config, summaries)
-    refit.fit(config, data, refits)
-    refit.log(client, sweep, config, data, refits)
-    print(f"refit {len(refits)} models on all non-test data ({time.monotonic() - started:.1f}s)")
-    if config.register_as:
-        registered = refit.register(client, config.register_as, refits)
-        print(
-            f"registered {registered[0][0].summary.name} as {config.register_as!r}: "
-            + ", ".join(
-                f"version {v.version} @{' @'.join(layout.RULES[rule] for rule in r.rules)}"
-                for r, v in registered
-            )
-        )
-    return refits
-
-
-def describe_points(config: SweepConfig, points: list[TrainingPoint]) -> str:
-    """``"34 points"``, or ``"27 points x 5 folds = 135 trainings"`` under cross-validation."""
-    folds = len(config.dataset.split.folds)
-    if folds == 1:
-        return f"{len(points)} points"
-    return f"{len(points) // folds} points x {folds} folds = {len(points)} trainings"
-
-
-def _print_dry_run(config: SweepConfig, points: list[TrainingPoint], data: Resampled) -> int:
-    import pandas as pd
-
-    from sweeps.config.points import curve_specs
-
-    for spec in curve_specs(config):
-        if spec.search is not None:
-            low, high = spec.search_range()
-            print(
-                f"{spec.name}: bracketing search from {low:g} to {high:g} "
-                f"(tol {spec.search.tol:g} decades, at most {spec.search.budget} strengths; "
-                f"the first {len(spec.initial())} below)"
-            )
-    frame = pd.DataFrame([p.as_dict() for p in points]).drop(columns=["key"])
-    frame = frame.dropna(axis="columns", how="all")  # no fold columns on a single split
-    print(f"sweep {config.name}: {describe_points(config, points)}; {data.describe()}")
-    counts = frame.groupby(["penalty", "depth", "width"], sort=False).size().rename("trainings")
-    print(counts.reset_index().to_string(index=False))
-    print()
-    shown = 40
-    print(frame.head(shown).to_string(index=False))
-    if len(frame) > shown:
-        print(f"... and {len(frame) - shown} more")
-    return 0
+    ended = lifecycle.execute(
+        prepared,
+        options,
+        say=lambda text: print(text, flush=True),
+        progress=Progress,
+        stop_signal=lambda: STOPPED_BY[0],
+        on_ray_started=stop_on_signals,
+    )
+    if ended.code == 1 and ended.problem:
+        print(ended.problem, file=sys.stderr)
+    return ended.code
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -427,7 +212,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from sweeps.analysis import curves
     from sweeps.store import results, tracking
 
-    client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
+    client = tracking.client_for(resolve_tracking_uri(args.tracking_uri))
     rows = []
     for parent in tracking.sweep_runs(client, args.experiment):
         tags = parent.data.tags
@@ -464,7 +249,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from sweeps.settings import SETTING_KEYS
     from sweeps.store import results, tracking
 
-    client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
+    client = tracking.client_for(resolve_tracking_uri(args.tracking_uri))
     parent = tracking.find_sweep(client, args.sweep)
     frame = results.child_frame(client, parent)
     shown = (
@@ -486,9 +271,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from sweeps.store import tracking
 
-    uri = args.tracking_uri or tracking.default_tracking_uri() or "sqlite:///mlflow.db"
+    uri = resolve_tracking_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://")):
         print(f"the tracking server serves its own UI: {uri}")
         _print_newest_sweep(uri, uri)
@@ -532,7 +316,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sweeps.analysis import report
     from sweeps.store import tracking
 
-    client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
+    client = tracking.client_for(resolve_tracking_uri(args.tracking_uri))
     parent = tracking.find_sweep(client, args.sweep)
     started = time.monotonic()
     out = report.write_report(client, parent, args.out)
@@ -544,7 +328,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from sweeps.analysis import compare
     from sweeps.store import tracking
 
-    client = tracking.client_for(args.tracking_uri or tracking.default_tracking_uri())
+    client = tracking.client_for(resolve_tracking_uri(args.tracking_uri))
     out = compare.write_comparison(client, args.curves, args.metric, args.out)
     print(f"comparison: {out / 'compare.html'}")
     return 0

@@ -4,6 +4,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2 as codes
 
+from sweeps.config.data import load_data
 from sweeps.config.points import expand
 from sweeps.config.reading import config_text, read_config
 from sweeps.execution.trainable import train_pack
@@ -19,11 +20,12 @@ SIZES = {(None, None): (72, 24)}  # (n_train, n_dev) of the single split: logged
 @pytest.fixture
 def store(tmp_path):
     config, _ = read_config(str(write_config(tmp_path / "c.yaml", {"name": "rules"})))
+    config, data = load_data(config)
     text = config_text(config)
     points = expand(config)[:3]
     client = tracking.client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     sweep = tracking.start_sweep(client, config, text, len(points))
-    results = train_pack(config, [p for p in points if p.depth == points[0].depth])
+    results = train_pack(config, [p for p in points if p.depth == points[0].depth], data)
     return config, client, sweep, points, results
 
 

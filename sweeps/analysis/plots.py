@@ -1,16 +1,21 @@
-"""The report's pictures (matplotlib, Agg backend; Okabe-Ito colour-blind-safe palette)."""
+"""The report's pictures (matplotlib; Okabe-Ito colour-blind-safe palette).
+
+Figures are made as ``matplotlib.figure.Figure`` objects, never through pyplot, and in a style
+of their own (:data:`STYLE`, applied while a figure is drawn): a notebook that draws a sweep's
+figures keeps its backend, its rcParams and its own figures as they were.
+"""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from regcore import RegularizedClassifier, metrics
@@ -22,20 +27,39 @@ TRAIN, DEV, TEST = "#0072B2", "#D55E00", "#009E73"
 VARIANCE_SHADE, BIAS_SHADE = "#E69F00", "#56B4E9"
 BRACKET_SHADE = "#999999"
 
-plt.rcParams.update(
-    {
-        "figure.dpi": 110,
-        "savefig.dpi": 110,
-        "font.size": 9,
-        "axes.titlesize": 10,
-        "axes.labelsize": 9,
-        "legend.fontsize": 8,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-    }
-)
+#: the figures' rcParams, in force only while one is drawn (:func:`styled`)
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def styled(draw: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a figure function with :data:`STYLE` in force (rcParams are read as artists are
+    made and as the figure is saved)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with matplotlib.rc_context(STYLE):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def _subplots(
+    rows: int, columns: int, *, figsize: tuple[float, float], layout: str | None = None, **kw: Any
+) -> tuple[Figure, np.ndarray]:
+    """A figure of its own (not pyplot's) and its grid of axes."""
+    fig = Figure(figsize=figsize, layout=layout)
+    return fig, fig.subplots(rows, columns, **kw)
 
 
 def metric_label(metric: str) -> str:
@@ -134,16 +158,18 @@ def _present(curve: pd.DataFrame, prefix: str) -> list[str]:
     return [n for n in names if curve[f"{n}_mean"].notna().any()]
 
 
+@styled
 def tradeoff_figure(
-    path: Path,
+    path: Path | None,
     dataset: str,
     penalty: str,
     curves: list[tuple[pd.DataFrame, CurveSummary]],
     aggregated: pd.DataFrame,
-) -> None:
-    """Figure 1: train loss and dev cost (top) and errors (bottom) against strength, per curve."""
+) -> Figure | None:
+    """Figure 1: train loss and dev cost (top) and errors (bottom) against strength, per curve;
+    written to ``path``, or returned (open) when ``path`` is None."""
     n = len(curves)
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         2, n, figsize=(4.6 * n + 0.6, 6.8), squeeze=False, sharex="col", layout="constrained"
     )
     for column, (curve, summary) in enumerate(curves):
@@ -188,11 +214,13 @@ def tradeoff_figure(
         fontsize=11,
     )
     _tradeoff_legend(fig, n)
-
+    if path is None:
+        return fig
     fig.savefig(path)
-    plt.close(fig)
+    return None
 
 
+@styled
 def mechanisms_figure(
     path: Path, dataset: str, penalty: str, curves: list[tuple[pd.DataFrame, CurveSummary]]
 ) -> None:
@@ -204,7 +232,7 @@ def mechanisms_figure(
     if penalty in ("l1", "elasticnet"):
         panels.append("sparsity")
     n = len(curves)
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         len(panels),
         n,
         figsize=(4.2 * n + 0.6, 2.9 * len(panels)),
@@ -241,9 +269,9 @@ def mechanisms_figure(
         fontsize=11,
     )
     fig.savefig(path)
-    plt.close(fig)
 
 
+@styled
 def boundaries_figure(
     path: Path,
     dataset: str,
@@ -257,7 +285,7 @@ def boundaries_figure(
     ``rows``: per curve, up to three ``(caption, strength, fitted model)`` (a strength none of
     whose trainings finished has no picture: its panel stays empty).
     """
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         len(rows), 3, figsize=(11, 3.5 * len(rows)), squeeze=False, layout="constrained"
     )
     pad = 0.5
@@ -325,9 +353,9 @@ def boundaries_figure(
         fontsize=11,
     )
     fig.savefig(path)
-    plt.close(fig)
 
 
+@styled
 def comparison_figure(path: Path, long: pd.DataFrame, metric: str) -> None:
     """Curves of ``metric`` (mean, 1-SE band) on shared axes: lambda curves on a log axis,
     dropout curves on a panel of their own.
@@ -339,7 +367,7 @@ def comparison_figure(path: Path, long: pd.DataFrame, metric: str) -> None:
     panels = [
         p for p in ("lam", "dropout") if ((long["penalty"] == "dropout") == (p == "dropout")).any()
     ]
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         1, len(panels), figsize=(6.4 * len(panels), 4.8), squeeze=False, layout="constrained"
     )
     for ax, panel in zip(axes[0], panels, strict=True):
@@ -375,4 +403,3 @@ def comparison_figure(path: Path, long: pd.DataFrame, metric: str) -> None:
         )
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
     fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)

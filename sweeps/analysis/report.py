@@ -91,7 +91,7 @@ def _pictures(
     return out
 
 
-def _brackets(client: Any, parent: Any) -> dict[str, dict]:
+def brackets_of(client: Any, parent: Any) -> dict[str, dict]:
     """A bracketing search's final brackets per curve name (``brackets.json`` on the parent
     run), or none for a grid."""
     try:
@@ -108,7 +108,7 @@ def png_tag(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _summary_table(summaries: list[curve_rules.CurveSummary], references: dict) -> pd.DataFrame:
+def summary_table(summaries: list[curve_rules.CurveSummary], references: dict) -> pd.DataFrame:
     rows = []
     for s in summaries:
         knob = strength_name(s.penalty)
@@ -250,7 +250,7 @@ def write_report(
 
     from sweeps.analysis import plots
 
-    brackets = _brackets(client, parent)
+    brackets = brackets_of(client, parent)
     summaries = {}
     for key, curve in curves.items():
         summary = curve_rules.summarize(curve, config.select)
@@ -283,7 +283,7 @@ def write_report(
                 figures.append((f"Figure 3 ({penalty}): small, best and large strength", path))
 
     ordered = [summaries[key] for key in curves]
-    table = _summary_table(ordered, references)
+    table = summary_table(ordered, references)
     refits = refit_frame(client, parent)
     aggregated.to_csv(out / "curves.csv", index=False)
     split = config.dataset.split

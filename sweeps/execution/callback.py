@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.progress_reporter import TrialProgressCallback
 
 from sweeps.config.points import TrainingPoint
 from sweeps.execution.progress import Progress
@@ -74,3 +75,11 @@ def _last_error_line(trial: Any) -> str:
     except OSError:
         pass
     return "trial failed"
+
+
+class QuietTrials(TrialProgressCallback):
+    """Ray Tune prints a line per finished trial ("Trial pack-6 completed. Last result: ")
+    unless a callback of this kind is given: the sweep's progress line says it instead."""
+
+    def _print(self, msg: str) -> None:
+        """Nothing: the progress line (:mod:`sweeps.execution.progress`) speaks for the trials."""

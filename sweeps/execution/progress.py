@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -16,7 +17,8 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """One status line, rewritten in place on a terminal, printed every few seconds otherwise.
+    """One status line, rewritten in place on a terminal (or shown by ``live``, e.g. a
+    notebook's display handle), printed every few seconds otherwise.
 
     The ETA is the work left at the pace measured since the first result arrived (start-up
     costs are not a pace), shown once that pace rests on at least two results and 5% of the
@@ -30,6 +32,7 @@ class Progress:
         already: int = 0,
         stream: TextIO | None = None,
         unit: str = "points",
+        live: Callable[[str], None] | None = None,
     ) -> None:
         self.name, self.total, self.unit = name, total, unit
         self.already = already  # done before this run (resume)
@@ -38,6 +41,7 @@ class Progress:
         self.diverged = 0
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        self.live = live
         self.started = time.monotonic()
         self._first: tuple[float, int] | None = None  # (when, how many) of the first result
         self._last_print = 0.0
@@ -103,6 +107,9 @@ class Progress:
             print(f"{prefix}{message}", file=self.stream, flush=True)
 
     def _show(self, force: bool = False) -> None:
+        if self.live is not None:
+            self.live(self.line())
+            return
         now = time.monotonic()
         finished = self.already + self.done + self.failed >= self.total
         if self.tty:

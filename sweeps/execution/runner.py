@@ -21,11 +21,13 @@ from typing import Any
 from regcore.datasets import Resampled
 from sweeps.config.points import TrainingPoint, curve_specs
 from sweeps.config.schema import SweepConfig
-from sweeps.errors import SweepError, UsageError, env_number, first_line
+from sweeps.errors import SweepError, UsageError, first_line
 from sweeps.execution.progress import Progress
 from sweeps.execution.trainable import config_json, pack_trainable
 from sweeps.execution.trial import KEY, grid_inputs, trial_input
+from sweeps.options import RunOptions
 from sweeps.store import layout
+from sweeps.store.backlog import Backlog
 from sweeps.store.tracking import Sweep
 from sweeps.store.writer import ChildRunWriter
 
@@ -41,12 +43,6 @@ ACTIVATION_COST = 50
 #: workers import the trainable's modules when they start (Ray starts some ahead of need),
 #: not when their first trial arrives
 WORKER_ENV = {"worker_process_setup_hook": "sweeps.execution.trainable.import_training_modules"}
-
-
-def drain_seconds() -> float:
-    """How long a sweep's end waits for MLflow to take the results still waiting:
-    ``REGSWEEP_WRITER_DRAIN_SECONDS``, default 900."""
-    return env_number("REGSWEEP_WRITER_DRAIN_SECONDS", 900.0)
 
 
 def _bytes_per_model(config: SweepConfig, point: TrainingPoint, n_train: int) -> int:
@@ -267,15 +263,18 @@ def run_points(
     slots: int,
     data: Resampled,
     nodes: int,
-    storage_path: str | None,
+    options: RunOptions,
     progress: Progress,
 ) -> SweepOutcome:
-    """Train ``points`` (those not done yet) with Ray Tune and write them to ``sweep``."""
+    """Train ``points`` (those not done yet) with Ray Tune and write them to ``sweep``.
+
+    ``options`` give Ray Tune's folder (``storage_path``, else ``execution.storage_path``), the
+    writer's memory bound and how long the end waits for an unreachable tracking server."""
     import ray
     from ray import tune
     from ray.tune import FailureConfig, RunConfig, TuneConfig
 
-    from sweeps.execution.callback import ResultsToMLflow
+    from sweeps.execution.callback import QuietTrials, ResultsToMLflow
 
     started = time.monotonic()
     todo = [p for p in points if p.key not in sweep.done_keys]
@@ -285,6 +284,7 @@ def run_points(
         config,
         data.fold_sizes(),
         writers=writers_for(config, sweep.client.tracking_uri),
+        backlog=Backlog(options.writer_memory_mb * 2**20),
         note=progress.note,
     )
     interrupted, error = False, None
@@ -337,8 +337,8 @@ def run_points(
                 run_config=RunConfig(
                     # a folder per sweep (parent run): two sweeps of one name never share one
                     name=f"{config.name}-{sweep.run_id[:12]}",
-                    storage_path=storage_path or config.execution.storage_path,
-                    callbacks=[callback := ResultsToMLflow(writer, progress)],
+                    storage_path=options.storage_path or config.execution.storage_path,
+                    callbacks=[callback := ResultsToMLflow(writer, progress), QuietTrials()],
                     failure_config=FailureConfig(max_failures=config.execution.max_failures),
                     verbose=0,
                 ),
@@ -360,7 +360,7 @@ def run_points(
                 + (f" (some of them from disk, {writer.backlog.spill_path})" if on_disk else "")
                 + " ..."
             )
-        unwritten = writer.close(drain_seconds())
+        unwritten = writer.close(options.drain_seconds)
         if unwritten:
             progress.note(
                 f"{unwritten} results could not be written to MLflow ({writer.last_error}); "

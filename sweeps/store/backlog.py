@@ -15,15 +15,7 @@ import tempfile
 import threading
 from typing import Any
 
-from sweeps.errors import env_number
-
-#: the in-memory bound's default, in megabytes
-MEMORY_LIMIT_MB = 256
-
-
-def memory_bound() -> float:
-    """The in-memory bound in bytes: ``REGSWEEP_WRITER_MEMORY_MB`` megabytes, default 256."""
-    return env_number("REGSWEEP_WRITER_MEMORY_MB", MEMORY_LIMIT_MB) * 2**20
+from sweeps.options import MEMORY_MB
 
 
 def record_bytes(record: Any) -> int:
@@ -37,8 +29,8 @@ def record_bytes(record: Any) -> int:
 class Backlog:
     """A thread-safe first-in, first-out queue that spills to disk beyond ``memory_limit``."""
 
-    def __init__(self, memory_limit: float | None = None) -> None:
-        self.memory_limit = memory_bound() if memory_limit is None else memory_limit
+    def __init__(self, memory_limit: float = MEMORY_MB * 2**20) -> None:
+        self.memory_limit = memory_limit
         self._memory: collections.deque[tuple[Any, int]] = collections.deque()
         self._spilled: collections.deque[tuple[int, int]] = collections.deque()  # offset, size
         self._bytes = 0

@@ -50,11 +50,6 @@ def point_params(
     return param_values(training_values(config.model, point, data))
 
 
-def default_tracking_uri() -> str | None:
-    """``--tracking-uri`` falls back to MLFLOW_TRACKING_URI, then to MLflow's own default."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or None
-
-
 #: tracking-store schemes MLflow 3 accepts (``postgresql+psycopg2://`` counts as postgresql)
 STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
 
