@@ -7,7 +7,7 @@ import os
 
 from regcore._validation import first_line
 
-__all__ = ["SweepError", "UsageError", "env_number", "first_line"]
+__all__ = ["DiskFull", "SweepError", "UsageError", "env_number", "first_line"]
 
 
 class UsageError(ValueError):
@@ -23,6 +23,32 @@ class SweepError(RuntimeError):
     """Anything else that stops a command (unreachable cluster or server, ...): exit code 1."""
 
     exit_code = 1
+
+
+class DiskFull(SweepError):
+    """A folder the driver writes to is full (ENOSPC): the sweep stops within seconds, keeps
+    what is written and ends KILLED; ``--resume`` continues it once there is room."""
+
+    def __init__(self, folder: str | os.PathLike, what: str) -> None:
+        import shutil
+
+        try:
+            free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MB free"
+        except OSError:
+            free = "its free space unknown"
+        self.folder = str(folder)
+        super().__init__(f"the disk is full: {folder} has {free} ({what})")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or what it was raised from) says no space is left on a device."""
+    import errno
+
+    while error is not None:
+        if isinstance(error, DiskFull) or getattr(error, "errno", None) == errno.ENOSPC:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def env_number(name: str, default: float) -> float:

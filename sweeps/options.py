@@ -13,6 +13,11 @@ option                 environment                        default
                                                           memory; beyond it on disk)
 ``drain_seconds``      ``REGSWEEP_WRITER_DRAIN_SECONDS``  900 (how long a sweep's end waits for
                                                           an unreachable tracking server)
+``lease_seconds``      ``REGSWEEP_LEASE_SECONDS``         30 (a driver's lease on its sweep is
+                                                          free this long after it stops)
+``spill_dir``          ``REGSWEEP_SPILL_DIR``             the system's temporary folder (results
+                                                          waiting for MLflow beyond the memory
+                                                          bound, and weights being uploaded)
 (the engine)           ``REGCORE_ENGINE``                 ``auto``
 =====================  =================================  ========================================
 
@@ -29,7 +34,7 @@ from sweeps.errors import UsageError, env_number
 
 #: MLflow's own default tracking store: a SQLite file in the working folder
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-MEMORY_MB, DRAIN_SECONDS = 256.0, 900.0
+MEMORY_MB, DRAIN_SECONDS, LEASE_SECONDS = 256.0, 900.0, 30.0
 
 
 def resolve_tracking_uri(given: str | None = None) -> str:
@@ -43,7 +48,8 @@ class RunOptions:
 
     Attributes
     ----------
-    tracking_uri, address, storage_path, writer_memory_mb, drain_seconds
+    tracking_uri, address, storage_path, writer_memory_mb, drain_seconds, lease_seconds,
+    spill_dir
         See the module's table (``address`` None: a new local Ray).
     overrides : tuple of str
         ``KEY.PATH=VALUE`` config overrides (``--set``).
@@ -64,6 +70,8 @@ class RunOptions:
     storage_path: str | None = None
     writer_memory_mb: float = MEMORY_MB
     drain_seconds: float = DRAIN_SECONDS
+    lease_seconds: float = LEASE_SECONDS
+    spill_dir: str | None = None
     overrides: tuple[str, ...] = field(default_factory=tuple)
     resume: bool = False
     force: bool = False
@@ -96,8 +104,8 @@ def run_options(
     Raises
     ------
     UsageError
-        For a bad value of ``REGSWEEP_WRITER_MEMORY_MB``, ``REGSWEEP_WRITER_DRAIN_SECONDS`` or
-        ``REGCORE_ENGINE``, or ``force`` without ``resume``.
+        For a bad value of ``REGSWEEP_WRITER_MEMORY_MB``, ``REGSWEEP_WRITER_DRAIN_SECONDS``,
+        ``REGSWEEP_LEASE_SECONDS`` or ``REGCORE_ENGINE``, or ``force`` without ``resume``.
     """
     from regcore.engines import environment_engine
 
@@ -113,6 +121,8 @@ def run_options(
         storage_path=storage_path or os.environ.get("REGSWEEP_STORAGE_PATH") or None,
         writer_memory_mb=env_number("REGSWEEP_WRITER_MEMORY_MB", MEMORY_MB),
         drain_seconds=env_number("REGSWEEP_WRITER_DRAIN_SECONDS", DRAIN_SECONDS),
+        lease_seconds=env_number("REGSWEEP_LEASE_SECONDS", LEASE_SECONDS),
+        spill_dir=_folder("REGSWEEP_SPILL_DIR"),
         overrides=tuple(overrides),
         resume=resume,
         force=force,
@@ -121,3 +131,14 @@ def run_options(
         register=register,
         out=out,
     )
+
+
+def _folder(variable: str) -> str | None:
+    """An existing folder named by ``variable`` (None where it is unset); anything else is bad
+    input naming the variable."""
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return None
+    if not os.path.isdir(value):
+        raise UsageError(f"{variable}: must be an existing folder, got {value!r}")
+    return value

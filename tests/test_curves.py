@@ -166,3 +166,59 @@ def test_digits_dropout_is_not_called_high_bias():
     assert (higher["train_loss_mean"] > aggregated["train_loss_mean"].iloc[0]).all()
     assert (higher["dev_cost_mean"] > aggregated["dev_cost_mean"].iloc[0]).all()
     assert s.high_bias == []
+
+
+def _seeds(strength, values, diverged=()):
+    """One curve's trainings at ``strength``: a run per seed, FAILED with ``diverged`` where
+    listed (its metrics are those of the last finite row, as a diverged run logs them)."""
+    return [
+        {
+            "penalty": "l2",
+            "depth": 1,
+            "width": 8,
+            "l1_ratio": 0.0,
+            "lam": strength,
+            "keep_prob": 1.0,
+            "strength": strength,
+            "seed": seed,
+            "n_dev": 10,
+            "status": "FAILED" if seed in diverged else "FINISHED",
+            "diverged": seed in diverged,
+            "dev_cost": value,
+            "train_loss": value / 2,
+            "dev_error": 0.1,
+            "train_error": 0.05,
+        }
+        for seed, value in enumerate(values)
+    ]
+
+
+def test_a_strength_where_a_training_diverged_is_never_chosen():
+    """At 0.01 two of three seeds diverged; the survivor's cost is the lowest of the curve, yet
+    lambda.min is 0.1 (the mean of the trainings that survived would flatter that strength)."""
+    rows = (
+        _seeds(0.001, [0.50, 0.52, 0.51])
+        + _seeds(0.01, [0.10, 9.0, 9.0], diverged={1, 2})
+        + _seeds(0.1, [0.30, 0.31, 0.32])
+        + _seeds(1.0, [0.40, 0.42, 0.41])
+    )
+    aggregated = curves.aggregate(pd.DataFrame(rows))
+    at = aggregated.set_index("strength")
+    assert at.loc[0.01, "diverged"] == 2 and at.loc[0.01, "trainings"] == 3
+    assert at.loc[0.01, "n"] == 1 and at.loc[0.01, "dev_cost_mean"] == pytest.approx(0.10)
+    (curve,) = curves.curves_of(aggregated).values()
+    summary = curves.summarize(curve)
+    assert summary.best_strength == 0.1 and summary.strength_1se != 0.01
+    assert summary.diverged == [{"strength": 0.01, "diverged": 2, "trainings": 3}]
+    entry = next(s for s in summary.strengths if s["strength"] == 0.01)
+    assert (entry["diverged"], entry["trainings"]) == (2, 3)
+    best = curves.best_per_curve(aggregated)
+    assert best["strength"].tolist() == [0.1]
+
+
+def test_a_curve_whose_every_strength_diverged_has_no_lambda_min():
+    rows = _seeds(0.1, [1.0, 2.0], diverged={0}) + _seeds(1.0, [1.0, 2.0], diverged={0, 1})
+    (curve,) = curves.curves_of(curves.aggregate(pd.DataFrame(rows))).values()
+    summary = curves.summarize(curve)
+    assert not summary.chosen and np.isnan(summary.best_strength)
+    assert summary.verdict.startswith("every strength diverged: no lambda.min")

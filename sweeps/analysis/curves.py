@@ -71,35 +71,60 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
 
 def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard error (cv.glmnet's ``cvm`` and ``cvsd``) of every metric, per curve
-    and strength, over all FINISHED trainings of that strength.
+    and strength, over the FINISHED trainings of that strength; and how many of its complete
+    trainings (finished or diverged) diverged.
 
     Columns: the curve keys, ``strength``, ``lam``, ``keep_prob``, ``seeds`` (distinct seeds),
-    ``folds`` (distinct folds, repeats counted apart; 1 on a single split), ``n`` (trainings),
+    ``folds`` (distinct folds, repeats counted apart; 1 on a single split), ``n`` (finished
+    trainings), ``trainings`` (complete trainings), ``diverged`` (of those, how many diverged)
     and ``<metric>_mean`` / ``<metric>_se`` for each metric. Trainings are weighted by their
-    ``n_dev`` where the frame has it.
+    ``n_dev`` where the frame has it. A strength whose trainings all diverged has a row with no
+    means.
     """
-    done = frame[frame["status"] == "FINISHED"].copy()
+    diverged = (
+        frame["diverged"].fillna(False).astype(bool)
+        if "diverged" in frame
+        else pd.Series(False, index=frame.index)
+    )
+    complete = (frame["status"] == "FINISHED") | ((frame["status"] == "FAILED") & diverged)
+    done = frame[complete].copy()
+    finished = (done["status"] == "FINISHED").to_numpy()
     columns = metric_columns(done)
     keys = [*CURVE_KEYS, "strength"]
     if done.empty:
-        return pd.DataFrame(columns=[*keys, "lam", "keep_prob", "seeds", "folds", "n"])
+        columns_out = [*keys, "lam", "keep_prob", "seeds", "folds", "n", "trainings", "diverged"]
+        return pd.DataFrame(columns=columns_out)
     weight = (
         pd.to_numeric(done["n_dev"], errors="coerce").fillna(1.0).astype(float)
         if "n_dev" in done
         else pd.Series(1.0, index=done.index)
     )
     done["_fold"] = _fold_labels(done)
+    done["_finished"] = finished
     grouped = done.groupby(keys, dropna=False, sort=True)
     out = grouped[["lam", "keep_prob"]].first()
     out["seeds"] = grouped["seed"].nunique().astype(int)
     out["folds"] = grouped["_fold"].nunique().astype(int)
-    out["n"] = grouped["seed"].count().astype(int)
+    out["n"] = grouped["_finished"].sum().astype(int)
+    out["trainings"] = grouped["seed"].count().astype(int)
+    out["diverged"] = out["trainings"] - out["n"]
     group_of = grouped.ngroup()
     for column in columns:
-        mean, se = _weighted_stats(done[column].astype(float), weight, group_of, len(out))
+        values = done[column].astype(float).where(finished)  # a diverged run has no value
+        mean, se = _weighted_stats(values, weight, group_of, len(out))
         out[f"{column}_mean"] = mean
         out[f"{column}_se"] = se
     return out.reset_index()
+
+
+def selection_means(curve: pd.DataFrame, metric: str) -> np.ndarray:
+    """The means that choose lambda: ``<metric>_mean``, infinite at a strength where any
+    training diverged (it cannot be lambda.min or lambda.1se: its mean would be that of the
+    trainings that survived)."""
+    means = curve[f"{metric}_mean"].to_numpy(dtype=float)
+    if "diverged" in curve:
+        means = np.where(curve["diverged"].to_numpy() > 0, np.inf, means)
+    return means
 
 
 def _fold_labels(frame: pd.DataFrame) -> pd.Series:
@@ -167,6 +192,13 @@ class CurveSummary:
     disagreement: str | None = None
     strengths: list[dict] = field(default_factory=list)
     bracket: dict | None = None  # a bracketing search's final brackets (sweeps.analysis.bracket)
+    #: strengths where trainings diverged: ``{"strength", "diverged", "trainings"}`` each
+    diverged: list[dict] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> bool:
+        """Whether the curve has a lambda.min (some strength without a diverged training)."""
+        return bool(np.isfinite(self.best_strength))
 
     @property
     def best_mean(self) -> float:
@@ -184,7 +216,7 @@ def _floor(mean_min: float, se_a: float, se_b: float) -> float:
 def regimes(curve: pd.DataFrame, best: int, metric: str) -> dict[str, list[float]]:
     """The strengths named high variance, high bias or explained by neither (module rules)."""
     train = curve[f"{SELECTION[metric]}_mean"].to_numpy()
-    dev = curve[f"{metric}_mean"].to_numpy()
+    dev = selection_means(curve, metric)  # a strength where a training diverged names nothing
     se = curve[f"{metric}_se"].to_numpy()
     strengths = curve["strength"].to_numpy()
     named: dict[str, list[float]] = {"high_variance": [], "high_bias": [], "unexplained": []}
@@ -211,7 +243,7 @@ def disagreement(curve: pd.DataFrame, best: int, metric: str) -> str | None:
     other = metrics.DEV_ERROR if metric == metrics.DEV_COST else metrics.DEV_COST
     if f"{other}_mean" not in curve:
         return None
-    values = curve[f"{other}_mean"].to_numpy()
+    values = selection_means(curve, other)
     se = curve[f"{other}_se"].to_numpy()
     own = int(np.nanargmin(values))
     strengths = curve["strength"].to_numpy()
@@ -239,6 +271,8 @@ def one_se_rule(means: Sequence[float], ses: Sequence[float]) -> tuple[int, int]
         most the lowest plus its standard error (cv.glmnet's rule; a NaN SE counts as 0).
     """
     values = np.asarray(means, dtype=float)
+    if not np.isfinite(values).any():
+        raise ValueError("no strength has a finite mean")
     best = int(np.nanargmin(values))
     se = float(ses[best])
     threshold = values[best] + (se if np.isfinite(se) else 0.0)
@@ -248,12 +282,72 @@ def one_se_rule(means: Sequence[float], ses: Sequence[float]) -> tuple[int, int]
 def summarize(curve: pd.DataFrame, metric: str = metrics.DEV_COST) -> CurveSummary:
     """lambda.min, lambda.1se, the named regimes and a verdict for one curve.
 
-    ``curve`` holds one curve's rows of :func:`aggregate`, sorted by strength.
+    ``curve`` holds one curve's rows of :func:`aggregate`, sorted by strength. A strength where
+    a training diverged is never chosen (:func:`selection_means`); a curve where every strength
+    did has no lambda.min (NaN) and says so.
     """
     curve = curve.sort_values("strength").reset_index(drop=True)
-    best, within = one_se_rule(curve[f"{metric}_mean"], curve[f"{metric}_se"].to_numpy())
-    se = float(curve[f"{metric}_se"].iloc[best])
+    if "diverged" not in curve:
+        curve = curve.assign(diverged=0, trainings=curve["n"])
+    first = curve.iloc[0]
     strengths = curve["strength"].to_numpy()
+    diverged = [
+        {"strength": float(s), "diverged": int(d), "trainings": int(n)}
+        for s, d, n in zip(strengths, curve["diverged"], curve["trainings"], strict=True)
+        if d
+    ]
+    common = dict(
+        name=curve_name(
+            first["penalty"], int(first["depth"]), int(first["width"]), float(first["l1_ratio"])
+        ),
+        penalty=str(first["penalty"]),
+        depth=int(first["depth"]),
+        width=int(first["width"]),
+        l1_ratio=float(first["l1_ratio"]),
+        metric=metric,
+        points=len(curve),
+        strengths=[
+            {
+                "strength": float(row["strength"]),
+                "mean": float(row[f"{metric}_mean"]),
+                "se": float(row[f"{metric}_se"]),
+                "folds": int(row["folds"]),
+                "n": int(row["n"]),
+                "diverged": int(row["diverged"]),
+                "trainings": int(row["trainings"]),
+            }
+            for _, row in curve.iterrows()
+        ],
+        diverged=diverged,
+    )
+    values = selection_means(curve, metric)
+    if not np.isfinite(values).any():
+        nan = float("nan")
+        return CurveSummary(
+            **common,
+            best_strength=nan,
+            strength_1se=nan,
+            se=nan,
+            train_cost=None,
+            train_loss=None,
+            dev_cost=None,
+            train_error=None,
+            dev_error=None,
+            gap=nan,
+            test_cost=None,
+            test_error=None,
+            seeds=int(curve["seeds"].max()),
+            folds=int(curve["folds"].max()),
+            high_variance=[],
+            high_bias=[],
+            unexplained=[],
+            verdict=(
+                "every strength diverged: no lambda.min (the cost stopped being finite; "
+                "lower model.learning_rate)"
+            ),
+        )
+    best, within = one_se_rule(values, curve[f"{metric}_se"].to_numpy())
+    se = float(curve[f"{metric}_se"].iloc[best])
     strength_1se = float(strengths[within])
     named = regimes(curve, best, metric)
     train_loss = curve[f"{metrics.TRAIN_LOSS}_mean"].to_numpy()
@@ -271,21 +365,13 @@ def summarize(curve: pd.DataFrame, metric: str = metrics.DEV_COST) -> CurveSumma
         verdict = "U-shaped: high variance below the best strength, high bias above it"
     else:
         verdict = "best strength inside the grid"
-    first = curve.iloc[0]
 
     def at_best(name: str) -> float | None:
         column = f"{name}_mean"
         return float(curve[column].iloc[best]) if column in curve else None
 
     return CurveSummary(
-        name=curve_name(
-            first["penalty"], int(first["depth"]), int(first["width"]), float(first["l1_ratio"])
-        ),
-        penalty=str(first["penalty"]),
-        depth=int(first["depth"]),
-        width=int(first["width"]),
-        l1_ratio=float(first["l1_ratio"]),
-        metric=metric,
+        **common,
         best_strength=float(strengths[best]),
         strength_1se=strength_1se,
         se=se,
@@ -299,19 +385,8 @@ def summarize(curve: pd.DataFrame, metric: str = metrics.DEV_COST) -> CurveSumma
         test_error=at_best(metrics.TEST_ERROR),
         seeds=int(curve["seeds"].iloc[best]),
         folds=int(curve["folds"].iloc[best]),
-        points=len(curve),
         verdict=verdict,
         disagreement=disagreement(curve, best, metric),
-        strengths=[
-            {
-                "strength": float(row["strength"]),
-                "mean": float(row[f"{metric}_mean"]),
-                "se": float(row[f"{metric}_se"]),
-                "folds": int(row["folds"]),
-                "n": int(row["n"]),
-            }
-            for _, row in curve.iterrows()
-        ],
         **named,
     )
 
@@ -323,7 +398,11 @@ def best_per_curve(aggregated: pd.DataFrame, metric: str = metrics.DEV_COST) -> 
         return pd.DataFrame()
     names = (metrics.TRAIN_COST, metrics.DEV_COST, metrics.TRAIN_ERROR, metrics.DEV_ERROR)
     shown = [f"{name}_mean" for name in names if f"{name}_mean" in aggregated]
-    best = aggregated.loc[aggregated.groupby(CURVE_KEYS, dropna=False)[f"{metric}_mean"].idxmin()]
+    ranked = aggregated.assign(_select=selection_means(aggregated, metric))
+    ranked = ranked[np.isfinite(ranked["_select"])]
+    if ranked.empty:
+        return pd.DataFrame()
+    best = ranked.loc[ranked.groupby(CURVE_KEYS, dropna=False)["_select"].idxmin()]
     best = best[[*CURVE_KEYS, "strength", *shown, "folds", "seeds"]]
     best = best.rename(columns={column: column[: -len("_mean")] for column in shown})
     return best.sort_values(CURVE_KEYS).reset_index(drop=True)

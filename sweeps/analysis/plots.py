@@ -26,6 +26,7 @@ OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "
 TRAIN, DEV, TEST = "#0072B2", "#D55E00", "#009E73"
 VARIANCE_SHADE, BIAS_SHADE = "#E69F00", "#56B4E9"
 BRACKET_SHADE = "#999999"
+DIVERGED = "#CC79A7"
 
 #: the figures' rcParams, in force only while one is drawn (:func:`styled`)
 STYLE = {
@@ -115,6 +116,20 @@ def _shade(ax, curve: pd.DataFrame, summary: CurveSummary, log: bool) -> None:
 
 
 def _mark_best(ax, summary: CurveSummary) -> None:
+    for item in summary.diverged:  # never chosen: marked where it stands
+        ax.axvline(item["strength"], color=DIVERGED, lw=0.9, ls=(0, (1, 2)))
+        ax.annotate(
+            f"diverged {item['diverged']}/{item['trainings']}",
+            (item["strength"], 1.0),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=7,
+            color=DIVERGED,
+        )
+    if not summary.chosen:
+        return
     ax.axvline(summary.best_strength, color="black", lw=1.1)
     if summary.strength_1se != summary.best_strength:
         ax.axvline(summary.strength_1se, color="black", lw=1.1, ls="--")
@@ -259,8 +274,10 @@ def mechanisms_figure(
                 ax.set_ylim(-0.03, 1.03)
                 ax.set_ylabel("sparsity (share of zeros)")
             _x_scale(ax, penalty, x)
-            ax.axvline(summary.best_strength, color="black", lw=1.1)
-            ax.legend(loc="best", framealpha=0.85)
+            if summary.chosen:
+                ax.axvline(summary.best_strength, color="black", lw=1.1)
+            if ax.get_legend_handles_labels()[0]:  # nothing to name where no training finished
+                ax.legend(loc="best", framealpha=0.85)
         axes[-1, column].set_xlabel(strength_axis(penalty))
     fig.suptitle(
         f"Why it works, {penalty}: the lecture's mechanisms, measured",

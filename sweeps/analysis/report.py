@@ -131,6 +131,12 @@ def summary_table(summaries: list[curve_rules.CurveSummary], references: dict) -
         if s.bracket:
             row["search"] = _bracket_text(s.bracket)
         verdict = s.verdict
+        if s.diverged:
+            shown = ", ".join(
+                f"{d['strength']:.3g} ({d['diverged']} of {d['trainings']} trainings)"
+                for d in s.diverged
+            )
+            verdict += f"; diverged at {shown}: never chosen"
         if s.unexplained:
             shown = ", ".join(f"{v:.3g}" for v in s.unexplained)
             verdict += f"; rise explained by neither bias nor variance at {shown}"
@@ -309,11 +315,24 @@ def write_report(
         "refits": refits.to_dict(orient="records"),
         "no_penalty_dev_cost": {f"depth={d} width={w}": v for (d, w), v in references.items()},
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    (out / "summary.json").write_text(
+        json.dumps(_no_nan(summary), indent=2, default=_json_default, allow_nan=False)
+    )
     (out / "report.html").write_text(_html(name, summary, table, refits, figures))
     _tag_best_runs(client, parent, frame, ordered)
     client.log_artifacts(parent.info.run_id, str(out), layout.REPORT_FOLDER)
     return out
+
+
+def _no_nan(value: Any) -> Any:
+    """``value`` with every NaN or infinity as None: summary.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value: Any) -> Any:

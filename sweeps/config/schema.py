@@ -286,6 +286,9 @@ class ExecutionConfig(_Strict):
     pack_size: Literal["auto"] | PositiveInt = "auto"
     #: threads writing child runs: auto = 1 for SQLite (one writer at a time), 8 otherwise
     writers: Literal["auto"] | PositiveInt = "auto"
+    #: the memory (MB) a trial's models may hold while they train, as the pack planner
+    #: estimates it: a pack that would hold more (or that runs out of memory) trains in halves
+    trial_memory_mb: PositiveInt | None = None
     storage_path: str | None = None
 
 

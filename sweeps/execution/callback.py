@@ -14,6 +14,7 @@ from ray.tune.progress_reporter import TrialProgressCallback
 
 from sweeps.config.points import TrainingPoint
 from sweeps.execution.progress import Progress
+from sweeps.execution.searcher import SweepSearcher
 from sweeps.execution.trial import trial_input
 from sweeps.store.point_result import POINTS
 from sweeps.store.writer import ChildRunWriter, PointRecord
@@ -22,8 +23,10 @@ from sweeps.store.writer import ChildRunWriter, PointRecord
 class ResultsToMLflow(Callback):
     """Hands each pack's results to the MLflow writer, and removes them from Tune's copy."""
 
-    def __init__(self, writer: ChildRunWriter, progress: Progress) -> None:
-        self.writer, self.progress = writer, progress
+    def __init__(
+        self, writer: ChildRunWriter, progress: Progress, searcher: SweepSearcher | None = None
+    ) -> None:
+        self.writer, self.progress, self.searcher = writer, progress, searcher
         self.retries = 0
         # keys whose result came in: a trial retried after it reported (its node was lost)
         # delivers them again; the writer keeps one run per key, the count must too
@@ -49,6 +52,11 @@ class ResultsToMLflow(Callback):
             self.writer.submit(PointRecord(by_key[item.key], result=item))
             self.progress.point_done(diverged=item.diverged)
 
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        # a full disk stops the sweep within a step of Tune's loop, results or not
+        if self.writer.disk_full is not None:
+            raise self.writer.disk_full
+
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.retries += 1
         self.progress.note(f"retrying trial {trial.trial_id} ({_last_error_line(trial)})")
@@ -57,6 +65,14 @@ class ResultsToMLflow(Callback):
         # the points it reported before it failed for good are done
         points = [p for p in self.points(trial) if p.key not in self.delivered]
         message = _last_error_line(trial)
+        if self.searcher is not None and is_out_of_memory(message):
+            sizes = self.searcher.split(trial_input(trial.config).label, points)
+            if sizes is not None:  # Tune proposes the halves next
+                self.progress.note(
+                    f"a trial ran out of memory ({message[:120]}): its {len(points)} points "
+                    f"train again as packs of {sizes[0]} and {sizes[1]}"
+                )
+                return
         for point in points:
             self.writer.submit(PointRecord(point, error=message))
         self.progress.point_failed(len(points))
@@ -83,3 +99,9 @@ class QuietTrials(TrialProgressCallback):
 
     def _print(self, msg: str) -> None:
         """Nothing: the progress line (:mod:`sweeps.execution.progress`) speaks for the trials."""
+
+
+def is_out_of_memory(message: str) -> bool:
+    """Whether a trial's last error line says its worker ran out of memory (numpy's
+    MemoryError, or Ray's OutOfMemoryError when its memory monitor killed the worker)."""
+    return "MemoryError" in message or "OutOfMemoryError" in message

@@ -23,9 +23,10 @@ from sweeps.config.data import load_data
 from sweeps.config.points import TrainingPoint, curve_specs, expand, searched
 from sweeps.config.reading import ConfigSource, config_text, read_config
 from sweeps.config.schema import SweepConfig
-from sweeps.errors import SweepError, first_line
+from sweeps.errors import DiskFull, SweepError, first_line, is_disk_full
 from sweeps.options import RunOptions
-from sweeps.store import layout
+from sweeps.store import layout, lease
+from sweeps.store.retry import raw_client
 
 #: prints one line of a sweep's summary (stdout on the command line)
 Say = Callable[[str], None]
@@ -114,6 +115,8 @@ def execute(
         previous = tracking.resumable_sweep(client, config)
         if previous is None:
             say(f"--resume: no sweep named {config.name!r} yet; starting it")
+        else:  # one driver per sweep (sweeps.store.lease)
+            lease.check_free(previous, options.lease_seconds, options.force)
     if options.local:  # before the store is set up beside Ray's start
         runner.check_schedulable(config, runner.local_cpus(), "this machine (a local Ray)")
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -126,6 +129,7 @@ def execute(
             store = pool.submit(tracking.client_for, tracking_uri)
         resources = runner.connect_ray(options.address)
     on_ray_started()
+    keeper = None
     try:
         if not options.local:
             where = f"the cluster ({runner.resources_summary(resources)})"
@@ -135,6 +139,7 @@ def execute(
         sweep = tracking.start_sweep(
             client, config, prepared.text, len(points), resume_from=previous, data=data
         )
+        keeper = lease.LeaseKeeper(raw_client(client), sweep.run_id, options.lease_seconds)
         keys = {p.key for p in points}
         if searched(config):  # a search's trainings are known as it goes: count all done
             keys |= sweep.done_keys
@@ -165,11 +170,22 @@ def execute(
             options=options,
             progress=line,
         )
+    except Exception:
+        if keeper is not None:
+            keeper.release()
+        raise
     finally:
         # synchronously: an object still holding a Ray reference, collected after a shutdown
         # done elsewhere, makes Ray's core worker end the process
         runner.shutdown_ray()
-    return finish(prepared, options, client, sweep, outcome, say=say, stop_signal=stop_signal)
+    try:
+        ended = finish(prepared, options, client, sweep, outcome, say=say, stop_signal=stop_signal)
+    except Exception:
+        keeper.release()
+        raise
+    # (a second Ctrl-C skips the release: the lease then expires by itself)
+    keeper.release()
+    return ended
 
 
 def finish(
@@ -190,10 +206,18 @@ def finish(
     resume_hint = f"`sweeps run {prepared.source} --resume`"
 
     def unreachable(error: Exception) -> SweepError:  # the writer said so above
+        if outcome.disk_full:
+            return SweepError(
+                f"{outcome.disk_full}, and MLflow does not answer to close sweep "
+                f"{config.name!r}; free some space, then {resume_hint} continues it"
+            )
         return SweepError(
             f"cannot reach MLflow to close sweep {config.name!r} "
             f"({first_line(error, with_type=True, limit=200)}); {resume_hint} continues it"
         )
+
+    if outcome.disk_full:  # ends within seconds: no retries through a store that is away
+        client = raw_client(client)
 
     stopped = outcome.interrupted or outcome.error
     try:
@@ -206,8 +230,12 @@ def finish(
     missing = len(wanted - results.complete_keys(frame))
     aggregated = curves.aggregate(frame)
     summaries = [curves.summarize(c, config.select) for c in curves.curves_of(aggregated).values()]
+    diverged = frame["diverged"].fillna(False).astype(bool)
+    everything_diverged = bool(diverged.any()) and bool(
+        (diverged | (frame["status"] != "FINISHED")).all()
+    )
     refits, refit_error, registered = [], None, []
-    if summaries and not (missing or stopped or not options.refit):
+    if summaries and not (missing or stopped or everything_diverged or not options.refit):
         try:
             refits, registered = _refit(config, client, sweep, data, summaries, say)
         except SweepError as error:  # nothing to register: the sweep is closed all the same
@@ -253,7 +281,16 @@ def finish(
             from sweeps.analysis import report
 
             started = time.monotonic()
-            ended.report = report.write_report(client, parent, options.out, data=data)
+            try:
+                ended.report = report.write_report(client, parent, options.out, data=data)
+            except OSError as error:
+                if not is_disk_full(error):
+                    raise
+                folder = options.out or report.report_folder(config.name)
+                raise SweepError(
+                    f"{DiskFull(folder, 'writing the report')}; every training is written: free "
+                    f"some space, then `sweeps report {config.name}` writes it"
+                ) from None
             say(f"report: {ended.report / 'report.html'} ({time.monotonic() - started:.1f}s)")
         else:
             say("no report: no finished runs with a regularization strength to plot")
@@ -261,8 +298,21 @@ def finish(
         raise SweepError(
             f"sweep {config.name!r} stopped: {outcome.error}; {resume_hint} continues it"
         )
-    if outcome.interrupted:
+    if outcome.disk_full:
+        ended.code = 1
+        ended.problem = (
+            f"{outcome.disk_full}; sweep {config.name!r} stopped with what finished written: "
+            f"free some space, then {resume_hint} continues it"
+        )
+    elif outcome.interrupted:
         ended.code, ended.problem = 128 + stop_signal(), "interrupted"
+    elif everything_diverged:
+        ended.code = 1
+        ended.problem = (
+            f"every training of sweep {config.name!r} diverged ({int(diverged.sum())} of "
+            f"{len(frame)}: the cost stopped being finite); the usual cause is too large a "
+            f"learning rate (model.learning_rate = {config.model.learning_rate:g})"
+        )
     elif missing:
         ended.code = 1
         ended.problem = (

@@ -42,6 +42,7 @@ from sweeps.errors import SweepError
 from sweeps.execution.trainable import estimator_for
 from sweeps.store import layout, model_format, tracking
 from sweeps.store.point_result import step_metrics
+from sweeps.store.retry import retrying
 
 
 @dataclass
@@ -212,7 +213,9 @@ def register(client: Any, name: str, refits: list[Refit]) -> list[tuple[Refit, A
     registered = []
     with tracking.tracking_uri(client.tracking_uri), _quiet():
         for refit in chosen:
-            version = mlflow.register_model(refit.model_uri, name, await_registration_for=0)
+            version = retrying(
+                mlflow.register_model, refit.model_uri, name, await_registration_for=0
+            )
             for rule in refit.rules:
                 client.set_registered_model_alias(name, layout.RULES[rule], version.version)
             client.set_model_version_tag(name, version.version, layout.RULE_TAG, refit.rule)

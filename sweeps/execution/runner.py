@@ -8,7 +8,6 @@ tracking store, and a result that reached Tune but not MLflow is simply trained 
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import os
@@ -21,102 +20,20 @@ from typing import Any
 from regcore.datasets import Resampled
 from sweeps.config.points import TrainingPoint, curve_specs
 from sweeps.config.schema import SweepConfig
-from sweeps.errors import SweepError, UsageError, first_line
+from sweeps.errors import SweepError, UsageError, first_line, is_disk_full
+from sweeps.execution.packing import plan_packs
 from sweeps.execution.progress import Progress
 from sweeps.execution.trainable import config_json, pack_trainable
-from sweeps.execution.trial import KEY, grid_inputs, trial_input
+from sweeps.execution.trial import trial_input
 from sweeps.options import RunOptions
 from sweeps.store import layout
 from sweeps.store.backlog import Backlog
 from sweeps.store.tracking import Sweep
 from sweeps.store.writer import ChildRunWriter
 
-#: points per trial, at most, in a sweep of few points (a pack is the unit of scheduling)
-MAX_PACK = 32
-#: a sweep of many points gets at most this many trials per slot: larger packs, since Ray Tune
-#: spends tens of milliseconds on each trial
-WAVES = 4
-#: keep one trial's activations and gradients under this many bytes
-PACK_MEMORY_BUDGET = 512 * 2**20
-#: elementwise work per hidden activation, in matrix multiply-adds (fitted to bench/ timings)
-ACTIVATION_COST = 50
 #: workers import the trainable's modules when they start (Ray starts some ahead of need),
 #: not when their first trial arrives
 WORKER_ENV = {"worker_process_setup_hook": "sweeps.execution.trainable.import_training_modules"}
-
-
-def _bytes_per_model(config: SweepConfig, point: TrainingPoint, n_train: int) -> int:
-    batch = config.model.batch_size or n_train
-    units = point.width * point.depth + 10
-    itemsize = 4 if config.model.dtype == "float32" else 8
-    return 6 * units * batch * itemsize  # z, a, dz, da, masks, scratch per unit and sample
-
-
-def point_cost(config: SweepConfig, point: TrainingPoint, n_features: int, n_train: int) -> float:
-    """Estimated training work of one point: per sample and epoch, the multiply-adds of the
-    forward and backward products plus :data:`ACTIVATION_COST` per hidden activation."""
-    sizes = [n_features, *[point.width] * point.depth, 1]
-    products = sum(
-        fan_out * (fan_in + 1) * 2 + (fan_out * fan_in if layer else 0)
-        for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes))
-    )
-    return config.model.epochs * n_train * (products + ACTIVATION_COST * point.width * point.depth)
-
-
-def plan_packs(
-    config: SweepConfig,
-    points: Sequence[TrainingPoint],
-    slots: int,
-    n_train: int,
-    n_features: int,
-) -> list[list[TrainingPoint]]:
-    """Group points that share an architecture into packs, one trial each, longest first.
-
-    ``execution.pack_size: auto``: each architecture is cut into packs of at most
-    :data:`MAX_PACK` points, or of an even share of :data:`WAVES` trials per slot when that is
-    more (and within :data:`PACK_MEMORY_BUDGET` bytes); then the most expensive pack
-    is halved while it alone would take longer than an even share of all the work per slot.
-    Packs are returned in decreasing estimated cost, so that the longest start first and the
-    slots finish together. An integer ``pack_size`` fixes the size (1 = one point per trial).
-    """
-    groups: dict[tuple[int, int], list[TrainingPoint]] = {}
-    for point in points:
-        groups.setdefault((point.depth, point.width), []).append(point)
-    setting = config.execution.pack_size
-    unit = {key: point_cost(config, group[0], n_features, n_train) for key, group in groups.items()}
-    packs: list[list[TrainingPoint]] = []
-    most = max(MAX_PACK, math.ceil(len(points) / (max(1, slots) * WAVES)))
-    for group in groups.values():
-        if setting == "auto":
-            memory_cap = PACK_MEMORY_BUDGET // _bytes_per_model(config, group[0], n_train)
-            size = max(1, min(most, memory_cap))
-        else:
-            size = setting
-        packs += _split(group, math.ceil(len(group) / size))
-    if setting == "auto" and packs:
-        share = sum(unit[(p.depth, p.width)] for p in points) / max(1, slots)
-
-        def cost(pack: list[TrainingPoint]) -> float:
-            return len(pack) * unit[(pack[0].depth, pack[0].width)]
-
-        while True:
-            largest = max(packs, key=cost)
-            if len(largest) < 2 or cost(largest) <= share:
-                break
-            packs.remove(largest)
-            packs += _split(largest, 2)
-    return sorted(packs, key=lambda pack: -len(pack) * unit[(pack[0].depth, pack[0].width)])
-
-
-def _split(group: list[TrainingPoint], parts: int) -> list[list[TrainingPoint]]:
-    """``group`` cut into ``parts`` consecutive packs whose sizes differ by at most one."""
-    base, extra = divmod(len(group), parts)
-    packs, start = [], 0
-    for index in range(parts):
-        stop = start + base + (index < extra)
-        packs.append(group[start:stop])
-        start = stop
-    return packs
 
 
 # --- Ray --------------------------------------------------------------------------------------
@@ -253,6 +170,7 @@ class SweepOutcome:
     trial_retries: int = 0
     interrupted: bool = False
     error: str | None = None  # Ray Tune failed as a whole
+    disk_full: str | None = None  # a folder the driver writes to filled up (sweeps.errors)
 
 
 def run_points(
@@ -275,6 +193,7 @@ def run_points(
     from ray.tune import FailureConfig, RunConfig, TuneConfig
 
     from sweeps.execution.callback import QuietTrials, ResultsToMLflow
+    from sweeps.execution.searcher import SweepSearcher
 
     started = time.monotonic()
     todo = [p for p in points if p.key not in sweep.done_keys]
@@ -284,10 +203,10 @@ def run_points(
         config,
         data.fold_sizes(),
         writers=writers_for(config, sweep.client.tracking_uri),
-        backlog=Backlog(options.writer_memory_mb * 2**20),
+        backlog=Backlog(options.writer_memory_mb * 2**20, options.spill_dir),
         note=progress.note,
     )
-    interrupted, error = False, None
+    interrupted, error, disk_full = False, None, None
     failed_before, done_before = progress.failed, progress.done
     callback = searcher = None
     try:
@@ -315,30 +234,29 @@ def run_points(
                 trial_name_creator=lambda trial: trial_input(trial.config).label,
                 trial_dirname_creator=lambda trial: f"pack-{trial.trial_id}",
             )
-            if specs:
-                from sweeps.execution.searcher import SweepSearcher
-
-                searcher = SweepSearcher(
-                    config,
-                    packs,
-                    specs,
-                    known_outcomes(sweep, config),
-                    data.fold_sizes(),
-                    added=progress.add,
-                )
-                param_space: dict = {}
-                tune_config.update(search_alg=searcher, num_samples=-1)
-            else:
-                param_space = {KEY: tune.grid_search([t.plain() for t in grid_inputs(packs)])}
+            # one search algorithm proposes every trial: the grid's packs, a searched curve's
+            # rounds, and the halves of a pack that ran out of memory
+            searcher = SweepSearcher(
+                config,
+                packs,
+                specs,
+                known_outcomes(sweep, config) if specs else {},
+                data.fold_sizes(),
+                added=progress.add,
+            )
+            tune_config.update(search_alg=searcher, num_samples=-1)
             tuner = tune.Tuner(
                 trainable,
-                param_space=param_space,
+                param_space={},
                 tune_config=TuneConfig(**tune_config),
                 run_config=RunConfig(
                     # a folder per sweep (parent run): two sweeps of one name never share one
                     name=f"{config.name}-{sweep.run_id[:12]}",
                     storage_path=options.storage_path or config.execution.storage_path,
-                    callbacks=[callback := ResultsToMLflow(writer, progress), QuietTrials()],
+                    callbacks=[
+                        callback := ResultsToMLflow(writer, progress, searcher),
+                        QuietTrials(),
+                    ],
                     failure_config=FailureConfig(max_failures=config.execution.max_failures),
                     verbose=0,
                 ),
@@ -350,8 +268,12 @@ def run_points(
                 by = f" by {stop}" if str(stop) else ""
                 progress.note(f"interrupted{by}: writing what finished; resume with --resume")
             except Exception as failure:  # Tune or Ray as a whole (a trial's error is a result)
-                error = first_line(failure, with_type=True)
-                progress.note(f"the sweep stopped: {error}")
+                if is_disk_full(failure):
+                    interrupted, disk_full = True, str(writer.disk_full or failure)
+                    progress.note(f"{disk_full}: stopping; what finished is written")
+                else:
+                    error = first_line(failure, with_type=True)
+                    progress.note(f"the sweep stopped: {error}")
     finally:  # whatever stopped it: what came in is written, and the writers stop
         if writer.pending:
             on_disk = len(writer.backlog) if writer.backlog.spilled_total else 0
@@ -360,13 +282,15 @@ def run_points(
                 + (f" (some of them from disk, {writer.backlog.spill_path})" if on_disk else "")
                 + " ..."
             )
-        unwritten = writer.close(options.drain_seconds)
+        # with a full disk the sweep ends within seconds: what cannot be written now is
+        # trained again on --resume
+        unwritten = writer.close(10.0 if disk_full else options.drain_seconds)
         if unwritten:
             progress.note(
                 f"{unwritten} results could not be written to MLflow ({writer.last_error}); "
                 "they will be trained again with --resume"
             )
-    if searcher is not None:
+    if searcher is not None and searcher.searches:
         try:
             sweep.client.log_dict(sweep.run_id, searcher.brackets(), layout.BRACKETS_ARTIFACT)
         except Exception as failure:  # the store went away: the runs hold what matters
@@ -383,6 +307,7 @@ def run_points(
         trial_retries=callback.retries if callback else 0,
         interrupted=interrupted,
         error=error,
+        disk_full=disk_full,
     )
 
 

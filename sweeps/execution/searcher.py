@@ -77,12 +77,12 @@ class CurveSearch:
 
 
 def _evaluation(outcomes: list[Outcome]) -> Evaluation:
-    """cv.glmnet's mean and SE over a strength's trainings; a strength none of whose trainings
-    gave a finite value (they diverged, or failed for good) is infinitely bad."""
-    finite = [(v, w) for v, w in outcomes if math.isfinite(v)]
-    if not finite:
+    """cv.glmnet's mean and SE over a strength's trainings; a strength where any training gave
+    no finite value (it diverged, or failed for good) is infinitely bad, as the curves' rule
+    has it (:func:`sweeps.analysis.curves.selection_means`)."""
+    if not all(math.isfinite(v) for v, _ in outcomes):
         return Evaluation(math.inf, math.nan)
-    values, weights = zip(*finite, strict=True)
+    values, weights = zip(*outcomes, strict=True)
     mean, se = cv_stats(np.array(values), np.array(weights, dtype=float))
     return Evaluation(mean, se)
 
@@ -164,6 +164,16 @@ class SweepSearcher(_searcher_base()):
                 new = sum(p.key not in (counted or ()) for p in pack)
                 if new and self._added:
                     self._added(new)
+
+    def split(self, label: str, points: list[TrainingPoint]) -> tuple[int, int] | None:
+        """Queue ``points`` (a trial's, out of memory) again as two packs of halves; their
+        sizes, or None for a single point (it failed for good)."""
+        if len(points) < 2:
+            return None
+        half = len(points) // 2
+        for suffix, part in (("a", points[:half]), ("b", points[half:])):
+            self.queue.appendleft((None, TrialInput(f"{label}{suffix}", tuple(part))))
+        return half, len(points) - half
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if self.queue:

@@ -23,6 +23,7 @@ from regcore.engines import compiled_available
 from regcore.model_io import to_npz
 from sweeps.config.points import TrainingPoint
 from sweeps.config.schema import ModelConfig, SweepConfig, digest
+from sweeps.execution.packing import model_bytes
 from sweeps.execution.trial import trial_input
 from sweeps.settings import estimator_params, training_values
 from sweeps.store.point_result import POINTS, PointResult
@@ -133,14 +134,47 @@ def train_pack(
         seconds = (time.perf_counter() - started) / len(points)
         threads = max((pool["num_threads"] for pool in threadpool_info()), default=1)
         return [
-            point_result(est, point, fold, seconds, threads)
+            dataclasses.replace(point_result(est, point, fold, seconds, threads), pack=len(points))
             for est, point, (fold, _) in zip(estimators, points, folds, strict=True)
         ]
 
 
+def train_fitting(
+    config: SweepConfig,
+    points: Sequence[TrainingPoint],
+    data: Resampled | Callable[[], Resampled],
+    deliver: Callable[[list[PointResult]], None],
+    budget: int | None = None,
+) -> None:
+    """Train ``points`` together and ``deliver`` their results. A pack that does not fit, by
+    the planner's estimate against ``budget`` bytes (``execution.trial_memory_mb``) or by a
+    ``MemoryError`` while it trains, is trained as two halves, each delivered as it finishes,
+    down to single points (a point that does not fit alone raises ``MemoryError``)."""
+    estimate = None
+    if budget is not None and len(points) > 1:
+        rows = data() if callable(data) else data
+        n_train = len(rows.folds[0].train)
+        estimate = sum(model_bytes(config, p, n_train, rows.n_features) for p in points)
+    results = None
+    try:
+        if estimate is not None and estimate > budget:
+            raise MemoryError(f"{len(points)} models need about {estimate / 2**20:.0f} MB")
+        results = train_pack(config, points, data)
+    except MemoryError:
+        if len(points) < 2:
+            raise
+    if results is None:  # out of the handler: its traceback no longer holds the pack's arrays
+        half = len(points) // 2
+        for part in (points[:half], points[half:]):
+            train_fitting(config, part, data, deliver, budget)
+        return
+    deliver(results)
+
+
 def pack_trainable(trial_config: dict[str, Any], *, config_json: str, data: list[Any]) -> None:
     """Ray Tune function trainable: train the trial's points
-    (:class:`sweeps.execution.trial.TrialInput`) and report them.
+    (:class:`sweeps.execution.trial.TrialInput`) and report them, each pack of them as it
+    finishes (a pack that does not fit in memory is trained in halves: :func:`train_fitting`).
 
     ``data`` holds the reference to the sweep's rows in Ray's object store (in a list, so that
     Tune passes the reference on instead of fetching the rows for every trial): a worker fetches
@@ -151,11 +185,27 @@ def pack_trainable(trial_config: dict[str, Any], *, config_json: str, data: list
 
     config = SweepConfig.model_validate_json(config_json)
     trial = trial_input(trial_config)
-    results = train_pack(config, trial.points, lambda: ray.get(data[0]))
     node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
-    results = [dataclasses.replace(result, node=node) for result in results]
-    tune.report({POINTS: results})
+
+    def deliver(results: list[PointResult]) -> None:
+        tune.report({POINTS: [dataclasses.replace(r, node=node) for r in results]})
+
+    megabytes = config.execution.trial_memory_mb
+    budget = None if megabytes is None else megabytes * 2**20
+    train_fitting(config, trial.points, _fetched(lambda: ray.get(data[0])), deliver, budget)
 
 
 def config_json(config: SweepConfig) -> str:
     return json.dumps(config.model_dump(mode="json"))
+
+
+def _fetched(fetch: Callable[[], Resampled]) -> Callable[[], Resampled]:
+    """``fetch``, called at most once (the rows come from the object store on first need)."""
+    rows: list[Resampled] = []
+
+    def once() -> Resampled:
+        if not rows:
+            rows.append(fetch())
+        return rows[0]
+
+    return once

@@ -15,6 +15,7 @@ import tempfile
 import threading
 from typing import Any
 
+from sweeps.errors import DiskFull
 from sweeps.options import MEMORY_MB
 
 
@@ -26,11 +27,25 @@ def record_bytes(record: Any) -> int:
     return len(result.weights) + result.rows.nbytes + 4096
 
 
+def write_all(descriptor: int, data: bytes, offset: int) -> None:
+    """``data`` at ``offset``, all of it: a short write (a signal, a nearly full disk) goes on
+    where it stopped; no progress at all is an OSError (ENOSPC)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(descriptor, view, offset)
+        if written <= 0:
+            import errno
+
+            raise OSError(errno.ENOSPC, "no space left on device (nothing written)")
+        view, offset = view[written:], offset + written
+
+
 class Backlog:
     """A thread-safe first-in, first-out queue that spills to disk beyond ``memory_limit``."""
 
-    def __init__(self, memory_limit: float = MEMORY_MB * 2**20) -> None:
+    def __init__(self, memory_limit: float = MEMORY_MB * 2**20, folder: str | None = None) -> None:
         self.memory_limit = memory_limit
+        self.spill_dir = folder  # where the spill file goes (None: the temporary folder)
         self._memory: collections.deque[tuple[Any, int]] = collections.deque()
         self._spilled: collections.deque[tuple[int, int]] = collections.deque()  # offset, size
         self._bytes = 0
@@ -61,8 +76,13 @@ class Backlog:
                 self.peak_bytes = max(self.peak_bytes, self._bytes)
             else:  # on disk, behind what is there already: order is kept
                 data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
-                handle = self._spill_file()
-                os.pwrite(handle.fileno(), data, self._end)
+                try:
+                    handle = self._spill_file()
+                    write_all(handle.fileno(), data, self._end)
+                except OSError as error:  # nothing recorded: the record was not taken
+                    folder = self._folder.name if self._folder else self.spill_dir
+                    folder = folder or tempfile.gettempdir()
+                    raise DiskFull(folder, f"spilling a result: {error}") from error
                 self._spilled.append((self._end, len(data)))
                 self._end += len(data)
                 self.spilled_total += 1
@@ -100,7 +120,9 @@ class Backlog:
 
     def _spill_file(self) -> Any:
         if self._file is None:
-            self._folder = tempfile.TemporaryDirectory(prefix="regsweep-backlog-")
+            self._folder = tempfile.TemporaryDirectory(
+                prefix="regsweep-backlog-", dir=self.spill_dir
+            )
             self._file = open(os.path.join(self._folder.name, "results.spill"), "w+b")  # noqa: SIM115
         return self._file
 

@@ -28,12 +28,14 @@ MISSING_TAG = "regsweep.missing"  # trainings without a complete run when it end
 TABLE_TAG = "regsweep.table"  # rows of the table it stored when it ended
 DONE_TAG = "regsweep.done"  # trainings complete when it ended
 BEST_COST_TAG = "regsweep.best_dev_cost"
+LEASE_TAG = "regsweep.lease"  # the running driver's host, pid and last renewal (store/lease.py)
 # on child runs
 KEY_TAG = "regsweep.key"  # a training's deterministic key (sweeps.config.points.point_key)
 WRITER_TAG = "regsweep.writer"  # which writer created it
 NODE_TAG = "regsweep.node"  # host/node id that trained it
 THREADS_TAG = "regsweep.threads"  # BLAS/OpenMP threads its training could use
 FIT_SECONDS_TAG = "fit_seconds"
+PACK_TAG = "regsweep.pack"  # how many points trained together with it
 DIVERGED_TAG = "diverged"
 BEST_TAG = "regsweep.best"  # at its curve's lambda.min
 # on any run that failed

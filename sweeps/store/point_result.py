@@ -40,6 +40,8 @@ class PointResult:
         The BLAS/OpenMP threads training could use.
     node : str
         ``host/node-id`` of the Ray node that trained it.
+    pack : int
+        How many points trained together with it (``fit_seconds`` is their time shared).
     """
 
     key: str
@@ -52,6 +54,7 @@ class PointResult:
     finished_ms: int
     threads: int = 1
     node: str = ""
+    pack: int = 1
 
     def step_metrics(self) -> list[tuple[str, float, int]]:
         """See :func:`step_metrics`."""

@@ -19,6 +19,7 @@ import pandas as pd
 from regcore import metrics
 from sweeps.settings import SETTING_KEYS, read_params, strength
 from sweeps.store import layout, tracking
+from sweeps.store.retry import retrying
 
 #: child-run tags as columns
 TAGS = {
@@ -66,7 +67,8 @@ def _searched_table(client: Any, parent: Any) -> pd.DataFrame:
     import mlflow
 
     with tracking.tracking_uri(client.tracking_uri):
-        raw = mlflow.search_runs(
+        raw = retrying(
+            mlflow.search_runs,
             experiment_ids=[parent.info.experiment_id],
             filter_string=tracking.children_filter(parent.info.run_id),
             output_format="pandas",

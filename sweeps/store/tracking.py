@@ -17,9 +17,11 @@ import contextlib
 import json
 import logging
 import os
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from regcore.datasets import Resampled
@@ -28,6 +30,7 @@ from sweeps.config.schema import SweepConfig
 from sweeps.errors import SweepError, UsageError, first_line
 from sweeps.settings import param_values, training_values
 from sweeps.store import layout
+from sweeps.store.retry import RetryingClient, retrying
 
 # our HTTP retries are the writer's backoff; MLflow's own would stall the driver for minutes
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -88,9 +91,29 @@ def _sqlite_for_one_writer() -> None:
     _sqlite_for_one_writer.done = True
 
 
-def client_for(tracking_uri: str | None):
-    """An MlflowClient whose store is ready (a new SQLite store gets its tables here)."""
-    from mlflow.exceptions import MlflowException
+def sqlite_path(tracking_uri: str | None) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (None for anything else)."""
+    if not tracking_uri or not tracking_uri.startswith("sqlite:"):
+        return None
+    return Path(tracking_uri.split(":///", 1)[1]) if ":///" in tracking_uri else None
+
+
+def client_for(tracking_uri: str | None) -> RetryingClient:
+    """An MlflowClient whose store is ready (a new SQLite store gets its tables here), its
+    calls retried through a moment's trouble (:mod:`sweeps.store.retry`).
+
+    Creating or upgrading a SQLite store is done by one process at a time (a lock file,
+    ``<database>.lock``, beside it): two sweeps started together in a new folder would otherwise
+    both run MLflow's schema migrations and leave the file half-migrated.
+
+    Raises
+    ------
+    UsageError
+        A tracking URI of an unknown scheme, or a SQLite file that cannot be opened.
+    SweepError
+        A store that does not answer (an unreachable server or database).
+    """
+    from filelock import FileLock
     from mlflow.tracking import MlflowClient
 
     # MLflow sets its logger up when imported: quiet its database set-up chatter afterwards
@@ -98,16 +121,20 @@ def client_for(tracking_uri: str | None):
     logging.getLogger("alembic").setLevel(logging.WARNING)
     check_tracking_uri(tracking_uri)
     check_tracking_server(tracking_uri)  # an unreachable server is not bad input: exit 1
-    if (tracking_uri or "sqlite:").startswith("sqlite:"):
+    database = sqlite_path(tracking_uri)
+    if database is not None:
         _sqlite_for_one_writer()
     try:
-        client = MlflowClient(tracking_uri=tracking_uri)
-        client.search_experiments(max_results=1)
-    except MlflowException as error:
-        raise UsageError(
-            f"--tracking-uri: cannot use {tracking_uri!r}: {first_line(error)}"
-        ) from None
-    return client
+        # the client creates (or upgrades) its store as it is made: under the lock
+        with FileLock(f"{database}.lock", timeout=600) if database else contextlib.nullcontext():
+            client = retrying(MlflowClient, tracking_uri=tracking_uri)
+            retrying(client.search_experiments, max_results=1)
+    except Exception as error:
+        reason = first_line(error, with_type=True, limit=200)
+        if database is not None:  # a local file: its path is the user's input
+            raise UsageError(f"--tracking-uri: cannot use {tracking_uri!r}: {reason}") from None
+        raise SweepError(f"cannot use the tracking store at {tracking_uri}: {reason}") from None
+    return RetryingClient(client)
 
 
 def check_tracking_server(tracking_uri: str | None, timeout: float = 5.0) -> None:
@@ -168,8 +195,16 @@ def experiment_id(client: Any, name: str, *, create: bool) -> str | None:
         return experiment.experiment_id
     if not create:
         return None
-    # MLflow's UI opens a new experiment on its GenAI (traces) view unless told what it holds
-    return client.create_experiment(name, tags={layout.EXPERIMENT_KIND_TAG: layout.EXPERIMENT_KIND})
+    try:
+        # MLflow's UI opens a new experiment on its GenAI (traces) view unless told what it holds
+        tags = {layout.EXPERIMENT_KIND_TAG: layout.EXPERIMENT_KIND}
+        return client.create_experiment(name, tags=tags)
+    except Exception as error:  # another sweep created it a moment ago: use theirs
+        if getattr(error, "error_code", None) != "RESOURCE_ALREADY_EXISTS" and (
+            "already exists" not in str(error).lower()
+        ):
+            raise
+        return experiment_id(client, name, create=False)
 
 
 def search_all(client: Any, experiment_ids: list[str], filter_string: str, **kwargs) -> Iterator:
@@ -334,7 +369,8 @@ def log_dataset(client: Any, run_id: str, config: SweepConfig, data: Resampled) 
     table = data.table
     frame = table.features.assign(**{TARGET_COLUMN: table.y})
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "source can be interpreted in multiple ways"
+        # "source can be interpreted in multiple ways"; the integer columns' schema hint
+        warnings.simplefilter("ignore")
         dataset = mlflow.data.from_pandas(
             frame,
             source=table.source,
@@ -342,12 +378,23 @@ def log_dataset(client: Any, run_id: str, config: SweepConfig, data: Resampled) 
             name=config.dataset.name,
             digest=table.digest[:32] if table.digest else None,
         )
+        entity = dataset._to_mlflow_entity()
     split = {**config.dataset.split.model_dump(), "seed": config.dataset.seed}
     tags = [
         InputTag(key=MLFLOW_DATASET_CONTEXT, value="train"),
         InputTag(key=layout.SPLIT_TAG, value=json.dumps(split)),
     ]
-    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
+    inputs = [DatasetInput(entity, tags=tags)]
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except Exception as error:
+        # two sweeps logging the same new dataset at once: the store's unique key refuses the
+        # second insert; a moment later the dataset exists and is linked instead
+        text = str(error)
+        if "UNIQUE constraint" not in text and "duplicate key" not in text:
+            raise
+        time.sleep(0.5)
+        client.log_inputs(run_id, datasets=inputs)
 
 
 #: the target's column in the logged dataset (a file's target keeps its own name)

@@ -19,7 +19,7 @@ from typing import Any
 
 from sweeps.config.points import TrainingPoint
 from sweeps.config.schema import SweepConfig
-from sweeps.errors import first_line
+from sweeps.errors import DiskFull, first_line, is_disk_full
 from sweeps.store import layout
 from sweeps.store.backlog import Backlog
 from sweeps.store.layout import (
@@ -33,6 +33,7 @@ from sweeps.store.layout import (
     WRITER_TAG,
 )
 from sweeps.store.point_result import PointResult
+from sweeps.store.retry import raw_client
 from sweeps.store.tracking import (
     Sweep,
     child_runs,
@@ -106,6 +107,8 @@ class ChildRunWriter:
         note: Callable[[str], None] | None = None,
     ) -> None:
         self.sweep, self.config, self.sizes = sweep, config, sizes
+        # the writer retries with a backoff of its own, without the driver's retrying wrapper
+        self.client = raw_client(sweep.client)
         self.max_backoff = max_backoff
         self.writer_id = uuid.uuid4().hex[:12]
         self.backlog = backlog or Backlog()
@@ -120,9 +123,12 @@ class ChildRunWriter:
         self._written: set[str] = set()  # keys whose run this writer completed
         self._known: dict[str | None, list] | None = None  # runs in the store at the start
         self._listing = threading.Lock()  # one thread lists them; submit() never waits on it
-        self._scratch = tempfile.TemporaryDirectory(prefix="regsweep-")
+        # weights on their way to the artifact store wait where spilled results wait
+        self._scratch = tempfile.TemporaryDirectory(prefix="regsweep-", dir=self.backlog.spill_dir)
         self.retries = 0
         self.dropped = 0
+        #: set when a folder the writer needs is full: the sweep stops on it
+        self.disk_full: DiskFull | None = None
         self.last_error: str | None = None
         self._threads = [
             threading.Thread(target=self._loop, name=f"mlflow-writer-{i}", daemon=True)
@@ -139,10 +145,19 @@ class ChildRunWriter:
 
     def submit(self, record: PointRecord) -> None:
         """Queue ``record`` for the writers; never waits for MLflow."""
+        if self.disk_full is not None:
+            raise self.disk_full
         with self._lock:
             self._pending += 1
         spilled = self.backlog.spilled_total
-        self.backlog.put(record)
+        try:
+            self.backlog.put(record)
+        except DiskFull as error:  # not taken: nothing to wait for at the end
+            with self._lock:
+                self._pending -= 1
+                self.dropped += 1
+            self.disk_full = error
+            raise
         if spilled == 0 and self.backlog.spilled_total:
             self._note(
                 f"MLflow is behind: results beyond {self.backlog.memory_limit / 2**20:g} MB "
@@ -168,7 +183,14 @@ class ChildRunWriter:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            record = self.backlog.get(timeout=0.2)
+            try:
+                record = self.backlog.get(timeout=0.2)
+            except Exception as error:  # an unreadable spilled record: lost, not the thread
+                self.last_error = first_line(error, with_type=True, limit=200)
+                with self._lock:
+                    self._pending -= 1
+                    self.dropped += 1
+                continue
             if record is None:
                 if self._closing.is_set() and self.pending == 0:
                     return
@@ -186,6 +208,12 @@ class ChildRunWriter:
                     break
                 except Exception as error:
                     self.last_error = first_line(error, with_type=True, limit=200)
+                    if is_disk_full(error):  # the sweep stops (the callback sees it)
+                        if self.disk_full is None:
+                            self.disk_full = DiskFull(self._scratch.name, "writing weights")
+                        with self._lock:
+                            self.dropped += 1
+                        break
                     if is_permanent(error):
                         with self._lock:
                             self.dropped += 1
@@ -211,15 +239,15 @@ class ChildRunWriter:
             if self._known is None:
                 known: dict[str | None, list] = {}
                 if self.sweep.resumed:
-                    parent = self.sweep.client.get_run(self.sweep.run_id)
-                    for run in child_runs(self.sweep.client, parent):
+                    parent = self.client.get_run(self.sweep.run_id)
+                    for run in child_runs(self.client, parent):
                         known.setdefault(run.data.tags.get(KEY_TAG), []).append(run)
                 self._known = known
         if not live:
             return self._known.get(key, [])
         return list(
             search_all(
-                self.sweep.client,
+                self.client,
                 [self.sweep.experiment_id],
                 f"tags.`{PARENT_TAG}` = '{self.sweep.run_id}' and tags.`{KEY_TAG}` = '{key}'",
             )
@@ -228,7 +256,7 @@ class ChildRunWriter:
     def _run_for(self, record: PointRecord, live: bool) -> Any | None:
         """The run (its info) to write into: ours from an earlier attempt, or a new one; None
         if the point is done."""
-        client, point = self.sweep.client, record.point
+        client, point = self.client, record.point
         with self._lock:
             if point.key in self._written:
                 return None  # a result delivered twice (a trial retried after it reported)
@@ -265,7 +293,7 @@ class ChildRunWriter:
         if info is None:
             return
         run_id = info.run_id
-        client, result = self.sweep.client, record.result
+        client, result = self.client, record.result
         params = point_params(self.config, record.point, self.sizes)
         params = [mlflow_param(k, v) for k, v in params.items()]
         tags: list = []
@@ -276,10 +304,11 @@ class ChildRunWriter:
         else:
             stamp = result.finished_ms
             logged = [Metric(k, v, stamp, step) for k, v, step in result.step_metrics()]
-            tags.append(RunTag("fit_seconds", f"{result.fit_seconds:.4f}"))
+            tags.append(RunTag(layout.FIT_SECONDS_TAG, f"{result.fit_seconds:.4f}"))
             if result.node:
                 tags.append(RunTag(NODE_TAG, result.node))
             tags.append(RunTag(THREADS_TAG, str(result.threads)))
+            tags.append(RunTag(layout.PACK_TAG, str(result.pack)))
             if result.diverged:
                 tags.append(RunTag(DIVERGED_TAG, "true"))
             status = "FAILED" if result.diverged else "FINISHED"

@@ -1,0 +1,106 @@
+"""Points into packs: the points of one architecture trained together in one trial
+(``regcore.fit_many``), sized by their work and their memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+from sweeps.config.points import TrainingPoint
+from sweeps.config.schema import SweepConfig
+
+#: points per trial, at most, in a sweep of few points (a pack is the unit of scheduling)
+MAX_PACK = 32
+#: a sweep of many points gets at most this many trials per slot: larger packs, since Ray Tune
+#: spends tens of milliseconds on each trial
+WAVES = 4
+#: keep what one trial's models hold under this many bytes (:func:`model_bytes`)
+PACK_MEMORY_BUDGET = 512 * 2**20
+#: elementwise work per hidden activation, in matrix multiply-adds (fitted to bench/ timings)
+ACTIVATION_COST = 50
+
+
+def model_bytes(config: SweepConfig, point: TrainingPoint, n_train: int, n_features: int) -> int:
+    """The memory one model of a pack holds while it trains: per sample and unit of the batch
+    its activations (z, a, their gradients, dropout masks, scratch), and per parameter the
+    weights, their gradients, two optimizer moments and two scratch copies."""
+    batch = config.model.batch_size or n_train
+    sizes = [n_features, *[point.width] * point.depth, MAX_OUTPUTS]
+    units = sum(sizes[1:])
+    parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
+    itemsize = 4 if config.model.dtype == "float32" else 8
+    return (6 * units * batch + 6 * parameters) * itemsize
+
+
+#: the output units a model's memory is planned for (softmax over up to this many classes; more
+#: classes than this are rare enough to be covered by halving a pack that does not fit)
+MAX_OUTPUTS = 10
+
+
+def point_cost(config: SweepConfig, point: TrainingPoint, n_features: int, n_train: int) -> float:
+    """Estimated training work of one point: per sample and epoch, the multiply-adds of the
+    forward and backward products plus :data:`ACTIVATION_COST` per hidden activation."""
+    sizes = [n_features, *[point.width] * point.depth, 1]
+    products = sum(
+        fan_out * (fan_in + 1) * 2 + (fan_out * fan_in if layer else 0)
+        for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes))
+    )
+    return config.model.epochs * n_train * (products + ACTIVATION_COST * point.width * point.depth)
+
+
+def plan_packs(
+    config: SweepConfig,
+    points: Sequence[TrainingPoint],
+    slots: int,
+    n_train: int,
+    n_features: int,
+) -> list[list[TrainingPoint]]:
+    """Group points that share an architecture into packs, one trial each, longest first.
+
+    ``execution.pack_size: auto``: each architecture is cut into packs of at most
+    :data:`MAX_PACK` points, or of an even share of :data:`WAVES` trials per slot when that is
+    more (and within :data:`PACK_MEMORY_BUDGET` bytes); then the most expensive pack
+    is halved while it alone would take longer than an even share of all the work per slot.
+    Packs are returned in decreasing estimated cost, so that the longest start first and the
+    slots finish together. An integer ``pack_size`` fixes the size (1 = one point per trial).
+    """
+    groups: dict[tuple[int, int], list[TrainingPoint]] = {}
+    for point in points:
+        groups.setdefault((point.depth, point.width), []).append(point)
+    setting = config.execution.pack_size
+    unit = {key: point_cost(config, group[0], n_features, n_train) for key, group in groups.items()}
+    packs: list[list[TrainingPoint]] = []
+    most = max(MAX_PACK, math.ceil(len(points) / (max(1, slots) * WAVES)))
+    for group in groups.values():
+        if setting == "auto":
+            memory_cap = PACK_MEMORY_BUDGET // model_bytes(config, group[0], n_train, n_features)
+            size = max(1, min(most, memory_cap))
+        else:
+            size = setting
+        packs += _split(group, math.ceil(len(group) / size))
+    if setting == "auto" and packs:
+        share = sum(unit[(p.depth, p.width)] for p in points) / max(1, slots)
+
+        def cost(pack: list[TrainingPoint]) -> float:
+            return len(pack) * unit[(pack[0].depth, pack[0].width)]
+
+        while True:
+            largest = max(packs, key=cost)
+            if len(largest) < 2 or cost(largest) <= share:
+                break
+            packs.remove(largest)
+            packs += _split(largest, 2)
+    return sorted(packs, key=lambda pack: -len(pack) * unit[(pack[0].depth, pack[0].width)])
+
+
+def _split(group: list[TrainingPoint], parts: int) -> list[list[TrainingPoint]]:
+    """``group`` cut into ``parts`` consecutive packs whose sizes differ by at most one."""
+    base, extra = divmod(len(group), parts)
+    packs, start = [], 0
+    for index in range(parts):
+        stop = start + base + (index < extra)
+        packs.append(group[start:stop])
+        start = stop
+    return packs
