@@ -275,7 +275,7 @@ def test_a_full_disk_stops_the_sweep_in_seconds_and_resume_completes(tmp_path, r
         tmp_path / "full.yaml",
         {
             "name": "full",
-            "model": {"width": 200, "epochs": 200, "log_every": 10},
+            "model": {"width": 300, "epochs": 200, "log_every": 10},
             "search": {
                 "depths": [2],
                 "seeds": [0, 1, 2, 3],

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from ray.tune import Callback
-from ray.tune.progress_reporter import TrialProgressCallback
+from ray.tune.progress_reporter import ProgressReporter, TrialProgressCallback
 
 from sweeps.config.points import TrainingPoint
 from sweeps.execution.progress import Progress
@@ -105,3 +105,14 @@ def is_out_of_memory(message: str) -> bool:
     """Whether a trial's last error line says its worker ran out of memory (numpy's
     MemoryError, or Ray's OutOfMemoryError when its memory monitor killed the worker)."""
     return "MemoryError" in message or "OutOfMemoryError" in message
+
+
+class NoProgressTable(ProgressReporter):
+    """Ray Tune's progress table stays out: in a notebook its reporter clears the cell's output
+    (the sweep's own lines and progress) to draw an HTML table of trials."""
+
+    def should_report(self, trials: list, done: bool = False) -> bool:
+        return False
+
+    def report(self, trials: list, done: bool, *sys_info: str) -> None:
+        """Nothing: the sweep's progress line says where it is."""

@@ -10,6 +10,7 @@ start of :func:`execute`, before anything is written.
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -129,6 +130,14 @@ def execute(
             store = pool.submit(tracking.client_for, tracking_uri)
         resources = runner.connect_ray(options.address)
     on_ray_started()
+    if not resources.get("token_auth", 1.0):
+        print(
+            f"warning: the Ray cluster at {options.address} runs without token authentication: "
+            "anyone who reaches it can run code on it (RAY_AUTH_MODE=token and one RAY_AUTH_TOKEN "
+            "on every node and driver lock it)",
+            file=sys.stderr,
+            flush=True,
+        )
     keeper = None
     try:
         if not options.local:

@@ -45,12 +45,15 @@ def _configure_ray_environment() -> None:
     # Ctrl-C should stop the sweep (and say --resume), not ask Tune for a graceful stop that
     # ends with its own Tuner.restore advice
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+
+
+def _quiet_ray_logs() -> None:
+    """Ray's and Tune's INFO lines stay out (Ray sets its loggers up as it is imported: this
+    comes after); their warnings, Ray's about authentication among them, stay in."""
+    for name in ("ray", "ray.tune", "ray.train", "ray.air", "ray.widgets"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # it looks for the result files that the disabled loggers would have written
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    # a local Ray turns token authentication on by itself; saying so on every run is noise
-    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
 
 
 def check_ray_address(address: str, timeout: float = 5.0) -> None:
@@ -79,8 +82,11 @@ def connect_ray(address: str | None) -> dict[str, float]:
     _configure_ray_environment()
     import ray
 
+    _quiet_ray_logs()
     if address and address != "local":
         check_ray_address(address)
+    else:  # a local Ray locks itself with a token of its own (said explicitly: no notice)
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     try:
         if address and address != "local":
             ray.init(
@@ -111,6 +117,8 @@ def connect_ray(address: str | None) -> dict[str, float]:
     resources["largest_node_cpus"] = max(
         (node.get("Resources", {}).get("CPU", 0.0) for node in alive), default=0.0
     )
+    # joined without a token: the cluster lets anyone who reaches it run code
+    resources["token_auth"] = float(os.environ.get("RAY_AUTH_MODE", "").lower() == "token")
     return resources
 
 
@@ -192,7 +200,7 @@ def run_points(
     from ray import tune
     from ray.tune import FailureConfig, RunConfig, TuneConfig
 
-    from sweeps.execution.callback import QuietTrials, ResultsToMLflow
+    from sweeps.execution.callback import NoProgressTable, QuietTrials, ResultsToMLflow
     from sweeps.execution.searcher import SweepSearcher
 
     started = time.monotonic()
@@ -258,6 +266,7 @@ def run_points(
                         QuietTrials(),
                     ],
                     failure_config=FailureConfig(max_failures=config.execution.max_failures),
+                    progress_reporter=NoProgressTable(),
                     verbose=0,
                 ),
             )

@@ -123,7 +123,8 @@ def log_model(
     logged = client.create_logged_model(
         experiment_id=experiment_id, name=name, source_run_id=run_id
     )
-    with tempfile.TemporaryDirectory(prefix="regsweep-model-") as folder:
+    with tempfile.TemporaryDirectory(prefix="regsweep-model-") as scratch:
+        folder = Path(scratch) / "model"  # MLflow keeps the folder's name: data/model/
         save_pipeline(pipeline, folder)
         with tracking_uri(client.tracking_uri):
             return Model.log(
@@ -131,7 +132,7 @@ def log_model(
                 name=name,
                 flavor=mlflow.pyfunc,
                 loader_module=__name__,
-                data_path=folder,
+                data_path=str(folder),
                 run_id=run_id,  # no fluent run: the caller ends the run itself
                 model_id=logged.model_id,
                 signature=signature(rows, columns, classes),

@@ -111,7 +111,7 @@ class ChildRunWriter:
         self.client = raw_client(sweep.client)
         self.max_backoff = max_backoff
         self.writer_id = uuid.uuid4().hex[:12]
-        self.backlog = backlog or Backlog()
+        self.backlog = backlog if backlog is not None else Backlog()  # (an empty one is falsy)
         self._note = note or (lambda message: None)
         self._pending = 0
         self._lock = threading.Lock()
