@@ -19,6 +19,7 @@ applied to all parts, as a scikit-learn ``Pipeline`` inside ``cross_validate`` w
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,12 +361,16 @@ def load_raw(
     return table
 
 
-def _check_labels(X: Any, y: Array) -> None:
+def _class_codes(X: Any, y: Array) -> Array:
+    """Each label's class as an integer, classes numbered in sorted order (as ``np.unique``
+    numbers them, so that splits stratified on the codes are those stratified on the labels);
+    one pass, where sorting a million text labels for every split would take seconds."""
     if len(X) != len(y):
         raise ValueError(f"dataset: X and y differ in length, got {len(X)} and {len(y)}")
-    classes = np.unique(y)
+    codes, classes = pd.factorize(pd.Series(y), sort=True)
     if len(classes) < 2:
         raise ValueError(f"dataset: needs at least 2 classes, got 1 ({plain(classes[0])!r})")
+    return codes
 
 
 def _hold_out(y: Array, remaining: Array, share: float, part: str, seed: int) -> tuple:
@@ -436,7 +441,7 @@ class Resampled:
     def columns(self) -> Columns:
         return self.table.columns
 
-    @property
+    @functools.cached_property
     def n_features(self) -> int:
         """Model inputs once preprocessed (a categorical column gives one per category of the
         non-test rows)."""
@@ -541,8 +546,7 @@ def resample(
     seed : int
         Decides the test share, the dev share and the folds.
     """
-    y = table.y
-    _check_labels(table.features, y)
+    y = _class_codes(table.features, table.y)  # splits stratify on the classes' codes
     fields = (("test", test),) if kfold else (("train", train), ("dev", dev), ("test", test))
     for field_name, value in fields:
         if not (np.isfinite(value) and 0.0 <= value <= 1.0):
@@ -570,10 +574,10 @@ def resample(
     rest = np.sort(remaining)
     classes, counts = np.unique(y[rest], return_counts=True)
     if counts.min() < kfold:
+        label = table.y[rest][y[rest] == classes[counts.argmin()]][0]
         raise ValueError(
             f"dataset.split.kfold: {kfold} folds need {kfold} samples of every class outside "
-            f"the test share, but class {plain(classes[counts.argmin()])!r} has "
-            f"{counts.min()}, got {kfold}"
+            f"the test share, but class {plain(label)!r} has {counts.min()}, got {kfold}"
         )
     folds = []
     for repeat in range(repeats):

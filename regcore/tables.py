@@ -123,8 +123,7 @@ def column_kind(values: pd.Series) -> str:
         return BOOLEAN
     if pd.api.types.is_numeric_dtype(values):
         return NUMBER
-    present = values.dropna()
-    if len(present) and present.map(lambda v: isinstance(v, bool | np.bool_)).all():
+    if pd.api.types.infer_dtype(values, skipna=True) == "boolean":
         return BOOLEAN  # booleans with missing values read as objects
     return TEXT
 
