@@ -106,6 +106,7 @@ def execute(
     from sweeps.execution import runner
     from sweeps.store import tracking
 
+    runner.configure_ray_environment()  # before anything imports Ray
     config, data, points = prepared.config, prepared.data, prepared.points
     tracking_uri = options.tracking_uri
     tracking.check_tracking_uri(tracking_uri)

@@ -39,18 +39,31 @@ WORKER_ENV = {"worker_process_setup_hook": "sweeps.execution.trainable.import_tr
 # --- Ray --------------------------------------------------------------------------------------
 
 
-def _configure_ray_environment() -> None:
+def configure_ray_environment() -> None:
+    """Ray's and Tune's settings for a sweep, before either is imported."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TBX files
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, no banner
     # Ctrl-C should stop the sweep (and say --resume), not ask Tune for a graceful stop that
     # ends with its own Tuner.restore advice
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+    # in a notebook, importing Ray asks for ipywidgets at INFO level, after its logging set-up
+    # has reset the levels of its loggers (a filter outlives that)
+    widgets = logging.getLogger("ray.widgets.util")
+    if not any(isinstance(f, _WarningsOnly) for f in widgets.filters):
+        widgets.addFilter(_WarningsOnly())
+
+
+class _WarningsOnly(logging.Filter):
+    """Lets a logger's warnings and errors through, not its notes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
 
 
 def _quiet_ray_logs() -> None:
     """Ray's and Tune's INFO lines stay out (Ray sets its loggers up as it is imported: this
     comes after); their warnings, Ray's about authentication among them, stay in."""
-    for name in ("ray", "ray.tune", "ray.train", "ray.air", "ray.widgets"):
+    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # it looks for the result files that the disabled loggers would have written
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
@@ -79,14 +92,12 @@ def connect_ray(address: str | None) -> dict[str, float]:
     A local Ray is always a new one: ``ray.init()`` without an address would silently join a
     cluster that ``ray start`` left running on this machine.
     """
-    _configure_ray_environment()
+    configure_ray_environment()
     import ray
 
     _quiet_ray_logs()
     if address and address != "local":
         check_ray_address(address)
-    else:  # a local Ray locks itself with a token of its own (said explicitly: no notice)
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
     try:
         if address and address != "local":
             ray.init(
