@@ -73,3 +73,45 @@ def test_the_planner_counts_what_a_model_holds():
     units = 512 + 512 + 10
     parameters = (2 + 1) * 512 + (512 + 1) * 512 + (512 + 1) * 10
     assert model_bytes(config, point, 240, 2) == (6 * units * 240 + 6 * parameters) * 8
+
+
+def test_coarse_order_visits_each_index_once_ends_and_middle_first():
+    from sweeps.execution.packing import coarse_order
+
+    for n in range(1, 40):
+        order = coarse_order(n)
+        assert sorted(order) == list(range(n))
+        if n >= 3:
+            assert order[:3] == [0, n - 1, (n - 1) // 2]
+    # every prefix of 2**k + 1 strengths is an even grid: 0, 8, 4 | 2, 6 | 1, 3, 5, 7
+    assert coarse_order(9) == [0, 8, 4, 2, 6, 1, 3, 5, 7]
+
+
+def test_the_first_pack_spans_every_curve_and_keeps_a_strengths_trainings_together():
+    from sweeps.execution.packing import plan_packs
+
+    raw = {
+        "name": "order",
+        "dataset": {"name": "moons"},
+        "search": {
+            "depths": [1],
+            "seeds": [0, 1],
+            "penalties": {"l2": {"lam": {"logspace": [-3, 1, 9]}}, "l1": {"lam": [0.1, 1, 10]}},
+        },
+        "execution": {"pack_size": 6},
+    }
+    config, _ = read_config(raw)
+    packs = plan_packs(config, expand(config), 2, 180, 2)
+    # the two slots' first packs: both ends and the middle of each curve
+    first = [p for pack in packs[:2] for p in pack]
+    for penalty, expected in (("l2", {1e-3, 0.1, 10.0}), ("l1", {0.1, 1.0, 10.0})):
+        strengths = {round(p.strength, 9) for p in first if p.penalty == penalty}
+        assert strengths == expected, (penalty, strengths)
+    for pack in packs:  # both seeds of a strength in the same pack
+        for point in pack:
+            mates = [p for p in pack if p.strength == point.strength and p.penalty == point.penalty]
+            assert len(mates) == 2
+    grid, _ = read_config({**raw, "execution": {"pack_size": 6, "order": "grid"}})
+    first = plan_packs(grid, expand(grid), 2, 180, 2)[0]
+    # neighbouring strengths together: the three smallest of l2
+    assert {round(p.strength, 9) for p in first} == {0.001, 0.003162278, 0.01}

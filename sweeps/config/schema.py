@@ -284,6 +284,9 @@ class ExecutionConfig(_Strict):
     max_concurrent_trials: PositiveInt | None = None
     max_failures: NonNegativeInt = 2
     pack_size: Literal["auto"] | PositiveInt = "auto"
+    #: how an architecture's strengths go into its packs: coarse to fine (the curve's shape
+    #: early), or in the grid's order (neighbouring strengths together)
+    order: Literal["coarse_to_fine", "grid"] = "coarse_to_fine"
     #: threads writing child runs: auto = 1 for SQLite (one writer at a time), 8 otherwise
     writers: Literal["auto"] | PositiveInt = "auto"
     #: the memory (MB) a trial's models may hold while they train, as the pack planner

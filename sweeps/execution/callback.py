@@ -6,6 +6,7 @@ Kept apart from :mod:`sweeps.execution.runner` so that importing the runner does
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -16,6 +17,7 @@ from sweeps.config.points import TrainingPoint
 from sweeps.execution.progress import Progress
 from sweeps.execution.searcher import SweepSearcher
 from sweeps.execution.trial import trial_input
+from sweeps.settings import curve_name
 from sweeps.store.point_result import POINTS
 from sweeps.store.writer import ChildRunWriter, PointRecord
 
@@ -49,8 +51,15 @@ class ResultsToMLflow(Callback):
             if item.key in self.delivered:
                 continue
             self.delivered.add(item.key)
-            self.writer.submit(PointRecord(by_key[item.key], result=item))
-            self.progress.point_done(diverged=item.diverged)
+            point = by_key[item.key]
+            self.writer.submit(PointRecord(point, result=item))
+            self.progress.point_done(
+                diverged=item.diverged,
+                curve=curve_name(point.penalty, point.depth, point.width, point.l1_ratio),
+                strength=point.strength,
+                value=item.final.get(self.writer.config.select, math.nan),
+                weight=float(self.writer.sizes[(point.repeat, point.fold)][1]),
+            )
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         # a full disk stops the sweep within a step of Tune's loop, results or not

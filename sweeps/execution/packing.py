@@ -4,12 +4,14 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from collections.abc import Sequence
 
 from sweeps.config.points import TrainingPoint
 from sweeps.config.schema import SweepConfig
+from sweeps.settings import curve_name
 
 #: points per trial, at most, in a sweep of few points (a pack is the unit of scheduling)
 MAX_PACK = 32
@@ -65,10 +67,17 @@ def plan_packs(
     is halved while it alone would take longer than an even share of all the work per slot.
     Packs are returned in decreasing estimated cost, so that the longest start first and the
     slots finish together. An integer ``pack_size`` fixes the size (1 = one point per trial).
+
+    ``execution.order: coarse_to_fine`` (the default) puts each architecture's strengths in
+    the packs coarse to fine (:func:`coarse_to_fine`): the first packs to finish span every
+    curve's range, so its shape (and lambda.min) shows early; ``grid`` keeps the grid's order
+    (neighbouring strengths together).
     """
     groups: dict[tuple[int, int], list[TrainingPoint]] = {}
     for point in points:
         groups.setdefault((point.depth, point.width), []).append(point)
+    if config.execution.order == "coarse_to_fine":
+        groups = {key: coarse_to_fine(group) for key, group in groups.items()}
     setting = config.execution.pack_size
     unit = {key: point_cost(config, group[0], n_features, n_train) for key, group in groups.items()}
     packs: list[list[TrainingPoint]] = []
@@ -104,3 +113,48 @@ def _split(group: list[TrainingPoint], parts: int) -> list[list[TrainingPoint]]:
         packs.append(group[start:stop])
         start = stop
     return packs
+
+
+def coarse_to_fine(points: Sequence[TrainingPoint]) -> list[TrainingPoint]:
+    """``points`` reordered so that every curve's strengths come coarse to fine: both ends,
+    the middle, the quarters, and so on (:func:`coarse_order`), the curves taking turns; the
+    trainings of one strength (seeds, folds) stay together, so a pack that finishes completes
+    its strengths."""
+    strengths: dict[str, list[float]] = {}
+    for point in points:
+        curve = _curve_of(point)
+        if point.strength not in strengths.setdefault(curve, []):
+            strengths[curve].append(point.strength)
+    rank: dict[tuple[str, float], int] = {}
+    for curve, values in strengths.items():
+        ordered = sorted(values)
+        for position, index in enumerate(coarse_order(len(ordered))):
+            rank[(curve, ordered[index])] = position
+    curves = list(strengths)
+    return sorted(
+        points,
+        key=lambda p: (rank[(_curve_of(p), p.strength)], curves.index(_curve_of(p))),
+    )
+
+
+def coarse_order(n: int) -> list[int]:
+    """The indices ``0..n-1`` coarse to fine: 0 and n-1, then the midpoints of the intervals
+    between chosen ones, breadth first (``coarse_order(9)`` = 0, 8, 4, 2, 6, 1, 3, 5, 7)."""
+    if n <= 2:
+        return list(range(n))
+    order, seen = [0, n - 1], {0, n - 1}
+    intervals = collections.deque([(0, n - 1)])
+    while intervals:
+        low, high = intervals.popleft()
+        if high - low < 2:
+            continue
+        middle = (low + high) // 2
+        if middle not in seen:
+            seen.add(middle)
+            order.append(middle)
+        intervals += [(low, middle), (middle, high)]
+    return order
+
+
+def _curve_of(point: TrainingPoint) -> str:
+    return curve_name(point.penalty, point.depth, point.width, point.l1_ratio)

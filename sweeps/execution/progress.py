@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ class Progress:
         self.live = live
         self.started = time.monotonic()
         self._first: tuple[float, int] | None = None  # (when, how many) of the first result
+        self.curves = RunningMinimum()
         self._last_print = 0.0
         self._lock = threading.Lock()
 
@@ -71,7 +73,7 @@ class Progress:
         tail = f" ({', '.join(extra)})" if extra else ""
         return (
             f"[{self.name}] {finished}/{self.total} {self.unit}{tail}, "
-            f"{_clock(elapsed)} elapsed, ETA {eta}"
+            f"{_clock(elapsed)} elapsed, ETA {eta}{self.curves.text()}"
         )
 
     def _arrived(self, count: int) -> None:
@@ -87,11 +89,23 @@ class Progress:
         with self._lock:
             self.total += count
 
-    def point_done(self, *, diverged: bool = False) -> None:
+    def point_done(
+        self,
+        *,
+        diverged: bool = False,
+        curve: str = "",
+        strength: float = 0.0,
+        value: float = math.nan,
+        weight: float = 1.0,
+    ) -> None:
+        """A training's result came in (``value``: its selection metric, weighed by ``weight``,
+        for the running lambda.min of its ``curve``)."""
         with self._lock:
             self._arrived(1)
             self.done += 1
             self.diverged += diverged
+            if curve:
+                self.curves.add(curve, strength, math.inf if diverged else value, weight)
             self._show()
 
     def point_failed(self, count: int = 1) -> None:
@@ -122,3 +136,39 @@ class Progress:
     def start(self) -> None:
         with self._lock:
             self._show(force=True)
+
+
+class RunningMinimum:
+    """Each curve's lambda.min as its results come in: the strength with the lowest weighted
+    mean of the selection metric so far, a strength where a training diverged never chosen
+    (the curves' rule, :mod:`sweeps.analysis.curves`); shown once a curve has two strengths."""
+
+    SHOWN = 6  # curves on the line, at most
+
+    def __init__(self) -> None:
+        # curve -> strength -> [sum of weight * value, sum of weights]
+        self._sums: dict[str, dict[float, list[float]]] = {}
+
+    def add(self, curve: str, strength: float, value: float, weight: float) -> None:
+        sums = self._sums.setdefault(curve, {}).setdefault(strength, [0.0, 0.0])
+        sums[0] += weight * value
+        sums[1] += weight
+
+    def minima(self) -> dict[str, float]:
+        """lambda.min per curve with at least two strengths in."""
+        out = {}
+        for curve, by_strength in self._sums.items():
+            means = {s: total / weights for s, (total, weights) in by_strength.items() if weights}
+            finite = {s: m for s, m in means.items() if math.isfinite(m)}
+            if len(means) >= 2 and finite:
+                out[curve] = min(finite, key=lambda s: (finite[s], s))
+        return out
+
+    def text(self) -> str:
+        """``; lambda.min 0.1, 0.0316, 1`` (curves in order of arrival), or nothing yet."""
+        minima = self.minima()
+        if not minima:
+            return ""
+        shown = [f"{v:.3g}" for v in list(minima.values())[: self.SHOWN]]
+        more = ", ..." if len(minima) > self.SHOWN else ""
+        return f"; lambda.min {', '.join(shown)}{more}"
