@@ -22,7 +22,7 @@ Cases:
 3. ``hardware``: ``fit_many``'s achieved GFLOP/s (2-64-64-1, 16 models, one core) against a
    large matrix product's on the same core, in float64 and float32. Goal: 60%.
 4. ``sweep``: ``configs/bench.yaml`` end to end (``sweeps run``: local Ray, MLflow on SQLite,
-   no report, no refit) against ``validation_curve(n_jobs=2)`` over the same 144 points.
+   refits and report) against ``validation_curve(n_jobs=2)`` over the same 144 points.
    Goal: at most half its time (2x).
 5. ``tune``: the route people hand-roll: a Ray Tune grid (alpha x depth x seed) of trials that
    fit one ``MLPClassifier`` each, logged by Ray's ``MLflowLoggerCallback`` to a new SQLite
@@ -33,10 +33,13 @@ Cases:
    Goal: at most 3x the time. Also the training alone: ``fit_many`` of the 80 (model, fold)
    pairs against the 16 models on one split, one core each.
 7. ``memory``: peak memory (summed RSS of the process tree) of the quickstart sweep.
-8. ``table``: reading and checking a user's 1,000,000-row, 20-column CSV on the driver (the
+8. ``quickstart`` and ``shape`` (:mod:`bench.shape_case`): ``sweeps run quickstart`` with refits
+   and report against its 34 trainings as plain fits (goal: at most 2.5x the time), and how soon
+   moons-overfit's curves settle coarse to fine against the grid's order (goal: a third).
+9. ``table``: reading and checking a user's 1,000,000-row, 20-column CSV on the driver (the
    file, its sha256, its columns and target, the split) against ``pandas.read_csv`` alone, each
    in a fresh process, and the peak memory of each (:mod:`bench.table_case`).
-9. ``scale``: ``configs/scale.yaml`` (10,000 points) against an MLflow server on a real
+10. ``scale``: ``configs/scale.yaml`` (10,000 points) against an MLflow server on a real
    PostgreSQL, both started here (:mod:`bench.services`): wall time, training and writing
    apart, runs written per second, the driver's peak memory, then ``sweeps ls``, ``show``,
    ``report`` and ``compare`` on it; and runs written per second for 1, 4 and 8 writers against
@@ -60,12 +63,15 @@ import numpy as np
 
 from bench.measure import Row
 from bench.scale import case_scale
+from bench.shape_case import case_quickstart, case_shape
 from bench.sweep_cases import case_cv, case_memory, case_sweep, case_tune
 from bench.table_case import case_table
 from bench.training import ROOT, case_fit_many, case_hardware, case_single_fit
 
 CASES = {
     "single": case_single_fit,
+    "quickstart": case_quickstart,
+    "shape": case_shape,
     "many": case_fit_many,
     "hardware": case_hardware,
     "sweep": case_sweep,
@@ -141,6 +147,11 @@ def _peaks(r: Row) -> tuple[str, str, str]:
     return f"{r['baseline_mb']:.0f} MB", f"{r['candidate_mb']:.0f} MB", f"{_x(ratio)}x the memory"
 
 
+def _share(r: Row) -> tuple[str, str, str]:
+    spread_ = f"{r['share_min']:.0%}-{r['share_max']:.0%}"
+    return "", f"{r['wall_s']:.0f}s sweep", f"{r['share']:.0%} of training ({spread_})"
+
+
 def _scale(r: Row) -> tuple[str, str, str]:
     return (
         "",
@@ -173,6 +184,7 @@ FORMATS: dict[str, Callable[[Row], tuple[str, str, str]]] = {
     "timing": _timing,
     "memory": _memory,
     "peaks": _peaks,
+    "share": _share,
     "scale": _scale,
     "reads": _reads_cells,
     "writers": _writers,
