@@ -15,6 +15,7 @@ import dataclasses
 import html
 import json
 import re
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -319,8 +320,17 @@ def write_report(
         json.dumps(_no_nan(summary), indent=2, default=_json_default, allow_nan=False)
     )
     (out / "report.html").write_text(_html(name, summary, table, refits, figures))
-    _tag_best_runs(client, parent, frame, ordered)
-    client.log_artifacts(parent.info.run_id, str(out), layout.REPORT_FOLDER)
+    try:
+        _tag_best_runs(client, parent, frame, ordered)
+        client.log_artifacts(parent.info.run_id, str(out), layout.REPORT_FOLDER)
+    except Exception as error:  # a reader's report: written here, not in the store
+        if not tracking.is_refused(error):
+            raise
+        print(
+            f"note: the report is in {out} only: the tracking server lets this user read the "
+            "sweep but not write to it",
+            file=sys.stderr,
+        )
     return out
 
 

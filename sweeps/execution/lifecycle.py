@@ -112,8 +112,11 @@ def execute(
     tracking.check_tracking_uri(tracking_uri)
     tracking.check_tracking_server(tracking_uri)
     client = previous = None
-    if options.resume:  # a sweep that cannot be resumed is bad input: said before Ray starts
+    if tracking_uri.startswith(("http://", "https://")):  # a reader cannot run: say it now
         client = tracking.client_for(tracking_uri)
+        tracking.check_can_write(client, config.experiment)
+    if options.resume:  # a sweep that cannot be resumed is bad input: said before Ray starts
+        client = client or tracking.client_for(tracking_uri)
         previous = tracking.resumable_sweep(client, config)
         if previous is None:
             say(f"--resume: no sweep named {config.name!r} yet; starting it")

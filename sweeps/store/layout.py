@@ -47,6 +47,7 @@ MODEL_URI_TAG = "regsweep.model_uri"
 # on a new experiment: MLflow's UI opens it on its model-training view
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+WRITABLE_TAG = "regsweep.writable"  # set by a sweep that checked it may write (tracking.py)
 
 # --- artifacts ----------------------------------------------------------------------------------
 CONFIG_ARTIFACT = "sweep.yaml"  # the parent's effective config

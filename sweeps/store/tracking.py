@@ -98,6 +98,47 @@ def sqlite_path(tracking_uri: str | None) -> Path | None:
     return Path(tracking_uri.split(":///", 1)[1]) if ":///" in tracking_uri else None
 
 
+def _template_path() -> Path | None:
+    """Where an empty store of the installed MLflow's schema is kept: a new SQLite store is a
+    copy of it instead of every schema migration run again (seconds at each new folder)."""
+    from importlib.metadata import version
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "regsweep" / f"mlflow-{version('mlflow')}-empty.db"
+
+
+def _from_template(database: Path) -> None:
+    """Start a new SQLite store as a copy of the kept empty one, where there is one."""
+    import shutil
+
+    template = _template_path()
+    if template is not None and template.is_file():
+        database.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, database)
+
+
+def _keep_as_template(database: Path) -> None:
+    """Keep a consistent copy of a store MLflow just made (SQLite's backup: its write-ahead
+    log included) for :func:`_from_template`; a cache that cannot be written is skipped."""
+    import sqlite3
+
+    template = _template_path()
+    if template is None or template.is_file():
+        return
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        partial = template.with_suffix(f".{os.getpid()}.partial")
+        with (
+            contextlib.closing(sqlite3.connect(database)) as source,
+            contextlib.closing(sqlite3.connect(partial)) as copy,
+        ):
+            source.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        os.replace(partial, template)
+    except (OSError, sqlite3.Error):
+        return
+
+
 def client_for(tracking_uri: str | None) -> RetryingClient:
     """An MlflowClient whose store is ready (a new SQLite store gets its tables here), its
     calls retried through a moment's trouble (:mod:`sweeps.store.retry`).
@@ -127,8 +168,13 @@ def client_for(tracking_uri: str | None) -> RetryingClient:
     try:
         # the client creates (or upgrades) its store as it is made: under the lock
         with FileLock(f"{database}.lock", timeout=600) if database else contextlib.nullcontext():
+            new = database is not None and not database.exists()
+            if new:
+                _from_template(database)
             client = retrying(MlflowClient, tracking_uri=tracking_uri)
             retrying(client.search_experiments, max_results=1)
+            if new:
+                _keep_as_template(database)
     except Exception as error:
         reason = first_line(error, with_type=True, limit=200)
         if database is not None:  # a local file: its path is the user's input
@@ -181,6 +227,32 @@ def check_tracking_server(tracking_uri: str | None, timeout: float = 5.0) -> Non
             f"the MLflow tracking server at {tracking_uri} is not healthy "
             f"(/health: HTTP {health.status_code}, search: HTTP {probe.status_code})"
         )
+
+
+def is_refused(error: BaseException) -> bool:
+    """Whether the store refused an operation to this user (HTTP 401 / 403)."""
+    code = getattr(error, "error_code", None)
+    return code in ("PERMISSION_DENIED", "UNAUTHENTICATED") or "403" in str(error)[:200]
+
+
+def check_can_write(client: Any, experiment: str) -> None:
+    """Fail fast (SweepError, exit 1) when this user may read ``experiment`` but not write to
+    it: a sweep would be refused at its first run. Tried with a harmless write (the tag
+    ``regsweep.writable`` on the experiment); a new experiment is created by the sweep itself."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return
+    try:
+        client.raw.set_experiment_tag(found.experiment_id, layout.WRITABLE_TAG, "true")
+    except Exception as error:
+        if not is_refused(error):
+            raise
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "(none)")
+        raise SweepError(
+            f"the tracking server lets MLFLOW_TRACKING_USERNAME={user!r} read experiment "
+            f"{experiment!r} but not write to it: a sweep cannot run there (ls, show, report "
+            "and compare can)"
+        ) from None
 
 
 def experiment_id(client: Any, name: str, *, create: bool) -> str | None:
