@@ -72,13 +72,14 @@ def write_window(uri: str, experiment: str) -> tuple[int, float]:
     pace at which they wrote (as long as training kept them busy)."""
     from mlflow import MlflowClient
 
-    from sweeps.store.tracking import KIND_TAG, search_all
+    from sweeps.store.layout import KIND_TAG, POINT
+    from sweeps.store.tracking import search_all
 
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     starts = [
         run.info.start_time
-        for run in search_all(client, [found.experiment_id], f"tags.`{KIND_TAG}` = 'point'")
+        for run in search_all(client, [found.experiment_id], f"tags.`{KIND_TAG}` = '{POINT}'")
     ]
     return len(starts), (max(starts) - min(starts)) / 1000
 
