@@ -41,8 +41,9 @@ from sweeps.config.schema import SweepConfig
 from sweeps.errors import SweepError
 from sweeps.execution.trainable import estimator_for
 from sweeps.store import layout, model_format, tracking
-from sweeps.store.point_result import step_metrics
+from sweeps.store.point_result import PointResult
 from sweeps.store.retry import retrying
+from sweeps.store.writer import close_result, log_result
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Refit:
     test_error: float | None = None
     run_id: str | None = None
     model_uri: str | None = None
+    seconds: float = 0.0  # its training's time
 
     @property
     def rule(self) -> str:
@@ -108,9 +110,12 @@ def fit(config: SweepConfig, data: Resampled, refits: list[Refit]) -> None:
         warnings.simplefilter("ignore", DivergenceWarning)
         for group in by_architecture.values():
             estimators = [estimator_for(config.model, refit.point) for refit in group]
+            started = time.perf_counter()
             fit_many(estimators, inputs, y_rest)
+            seconds = (time.perf_counter() - started) / len(group)
             for refit, estimator in zip(group, estimators, strict=True):
                 refit.pipeline = Pipeline([(PREPROCESS, prepare), (CLASSIFIER, estimator)])
+                refit.seconds = seconds
                 if len(y_test) and not estimator.diverged_:
                     refit.test_cost = estimator.loss(prepare.transform(test_rows), y_test)
                     refit.test_error = 1.0 - refit.pipeline.score(test_rows, y_test)
@@ -136,7 +141,6 @@ def log(client: Any, sweep: tracking.Sweep, config: SweepConfig, data: Resampled
 
     Refit runs of an earlier attempt at the same sweep are replaced.
     """
-    from mlflow.entities import Metric, RunTag
 
     parent = client.get_run(sweep.run_id)
     for run in tracking.child_runs(client, parent, kind=layout.REFIT):
@@ -157,20 +161,11 @@ def log(client: Any, sweep: tracking.Sweep, config: SweepConfig, data: Resampled
         )
         run_id = run.info.run_id
         params = tracking.point_params(config, refit.point, sizes) | {"rule": refit.rule}
-        stamp = int(time.time() * 1000)
-        history = estimator.history_
         final = {}
         if refit.test_cost is not None:
             final = {metrics.TEST_COST: refit.test_cost, metrics.TEST_ERROR: refit.test_error}
-        rows_logged = history.to_numpy(dtype=float)
-        logged = [
-            Metric(k, v, stamp, step)
-            for k, v, step in step_metrics(list(history.columns), rows_logged, final)
-        ]
-        tags = [RunTag(layout.DIVERGED_TAG, "true")] if refit.diverged else []
-        tracking.log_batch(
-            client, run_id, [tracking.mlflow_param(k, v) for k, v in params.items()], tags, logged
-        )
+        result = training_result(estimator, final, refit.seconds)
+        log_result(client, run_id, params, result)
         if not refit.diverged:
             with _quiet():
                 info = model_format.log_model(
@@ -184,8 +179,23 @@ def log(client: Any, sweep: tracking.Sweep, config: SweepConfig, data: Resampled
                 )
             client.set_tag(run_id, layout.MODEL_URI_TAG, info.model_uri)
             refit.model_uri = info.model_uri
-        client.set_terminated(run_id, status="FAILED" if refit.diverged else "FINISHED")
+        close_result(client, run_id, result)
         refit.run_id = run_id
+
+
+def training_result(estimator: Any, final: dict[str, float], seconds: float) -> PointResult:
+    """A refit's training as the writer writes trainings (:class:`PointResult`)."""
+    history = estimator.history_
+    return PointResult(
+        key="",
+        columns=list(history.columns),
+        rows=history.to_numpy(dtype=float),
+        final=final,
+        diverged=bool(estimator.diverged_),
+        weights=b"",
+        fit_seconds=seconds,
+        finished_ms=int(time.time() * 1000),
+    )
 
 
 def register(client: Any, name: str, refits: list[Refit]) -> list[tuple[Refit, Any]]:

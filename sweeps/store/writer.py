@@ -286,7 +286,7 @@ class ChildRunWriter:
         return run.info
 
     def _write(self, record: PointRecord, live: bool) -> None:
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import RunTag
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         info = self._run_for(record, live)
@@ -295,37 +295,50 @@ class ChildRunWriter:
         run_id = info.run_id
         client, result = self.client, record.result
         params = point_params(self.config, record.point, self.sizes)
-        params = [mlflow_param(k, v) for k, v in params.items()]
-        tags: list = []
-        logged: list = []
         if result is None:
-            tags.append(RunTag(ERROR_TAG, (record.error or "trial failed")[:5000]))
-            status = "FAILED"
-        else:
-            stamp = result.finished_ms
-            logged = [Metric(k, v, stamp, step) for k, v, step in result.step_metrics()]
-            tags.append(RunTag(layout.FIT_SECONDS_TAG, f"{result.fit_seconds:.4f}"))
-            if result.node:
-                tags.append(RunTag(NODE_TAG, result.node))
-            tags.append(RunTag(THREADS_TAG, str(result.threads)))
-            tags.append(RunTag(layout.PACK_TAG, str(result.pack)))
-            if result.diverged:
-                tags.append(RunTag(DIVERGED_TAG, "true"))
-            status = "FAILED" if result.diverged else "FINISHED"
-        log_batch(client, run_id, params, tags, logged)
-        if result is not None:
-            path = Path(self._scratch.name) / record.point.key / layout.WEIGHTS_ARTIFACT
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(result.weights)
-            # straight to the run's artifact location: client.log_artifact would first read the
-            # whole run back from the store to find it (a fifth of a write's time)
-            repository = get_artifact_repository(
-                info.artifact_uri, tracking_uri=client.tracking_uri
-            )
-            repository.log_artifact(str(path))
-            path.unlink()  # the scratch folder holds one file per write in progress, not all
-        end = result.finished_ms if result is not None else int(time.time() * 1000)
-        client.set_terminated(run_id, status=status, end_time=end)
-        if result is not None:
-            with self._lock:
-                self._written.add(record.point.key)
+            tags = [RunTag(ERROR_TAG, (record.error or "trial failed")[:5000])]
+            log_batch(client, run_id, [mlflow_param(k, v) for k, v in params.items()], tags, [])
+            client.set_terminated(run_id, status="FAILED", end_time=int(time.time() * 1000))
+            return
+        log_result(client, run_id, params, result)
+        path = Path(self._scratch.name) / record.point.key / layout.WEIGHTS_ARTIFACT
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(result.weights)
+        # straight to the run's artifact location: client.log_artifact would first read the
+        # whole run back from the store to find it (a fifth of a write's time)
+        repository = get_artifact_repository(info.artifact_uri, tracking_uri=client.tracking_uri)
+        repository.log_artifact(str(path))
+        path.unlink()  # the scratch folder holds one file per write in progress, not all
+        close_result(client, run_id, result)
+        with self._lock:
+            self._written.add(record.point.key)
+
+
+# --- one training's run: written here, by the writer's threads and by the refit alike --------
+
+
+def log_result(
+    client: Any, run_id: str, params: dict[str, str], result: PointResult, tags: list = ()
+) -> None:
+    """A training's params, its tags (time, node, threads, pack, divergence; ``tags`` more)
+    and its whole history as step metrics, in as few ``log_batch`` calls as MLflow allows."""
+    from mlflow.entities import Metric, RunTag
+
+    logged = [Metric(k, v, result.finished_ms, step) for k, v, step in result.step_metrics()]
+    tags = [
+        *tags,
+        RunTag(layout.FIT_SECONDS_TAG, f"{result.fit_seconds:.4f}"),
+        RunTag(THREADS_TAG, str(result.threads)),
+        RunTag(layout.PACK_TAG, str(result.pack)),
+    ]
+    if result.node:
+        tags.append(RunTag(NODE_TAG, result.node))
+    if result.diverged:
+        tags.append(RunTag(DIVERGED_TAG, "true"))
+    log_batch(client, run_id, [mlflow_param(k, v) for k, v in params.items()], tags, logged)
+
+
+def close_result(client: Any, run_id: str, result: PointResult) -> None:
+    """End a training's run: FAILED where it diverged, else FINISHED, at its training's end."""
+    status = "FAILED" if result.diverged else "FINISHED"
+    client.set_terminated(run_id, status=status, end_time=result.finished_ms)
