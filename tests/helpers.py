@@ -36,6 +36,35 @@ def cli(
     )
 
 
+def predicted_in_a_fresh_process(model_uri: str, tracking_uri: str, rows: Any, cwd: Path) -> list:
+    """``mlflow.pyfunc.load_model(model_uri).predict(rows)`` in a new Python process that
+    refuses to unpickle anything (``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``); ``rows`` (a
+    DataFrame) travels as CSV, as a user's file would hold them."""
+    import json
+
+    script = (
+        "import json, sys, mlflow, numpy as np, pandas as pd\n"
+        "rows = pd.read_csv(sys.stdin)\n"
+        f"model = mlflow.pyfunc.load_model({model_uri!r})\n"
+        "print(json.dumps(np.asarray(model.predict(rows)).tolist()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=rows.to_csv(index=False, float_format="%.17g"),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
+        },
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def cli_background(*args: str, cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
     """Start ``sweeps ARGS`` in the background (its own process group), output to ``log``."""
     return subprocess.Popen(

@@ -26,6 +26,7 @@ from tests.helpers import (
     client,
     free_port,
     kill_group,
+    predicted_in_a_fresh_process,
     run_options,
     sweep_runs,
     write_config,
@@ -197,27 +198,8 @@ def test_refits_are_scored_once_and_registered_models_load_in_a_fresh_process(sw
         1 - expected.score(raw_test, y[test])
     )
     # loaded by alias in a fresh process that refuses to unpickle anything
-    script = (
-        "import sys, mlflow, numpy as np, pandas as pd\n"
-        "X = pd.read_json(sys.stdin, orient='split')\n"
-        "model = mlflow.pyfunc.load_model('models:/cancer-cv@lambda-1se')\n"
-        "print(np.asarray(model.predict(X)).tolist())\n"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", script],
-        input=raw_test.to_json(orient="split", double_precision=15),
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        env={
-            **os.environ,
-            "MLFLOW_TRACKING_URI": uri,
-            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
-        },
-        timeout=300,
-    )
-    assert loaded.returncode == 0, loaded.stderr
-    np.testing.assert_allclose(json.loads(loaded.stdout), reference, rtol=0, atol=1e-12)
+    loaded = predicted_in_a_fresh_process("models:/cancer-cv@lambda-1se", uri, raw_test, folder)
+    np.testing.assert_allclose(loaded, reference, rtol=0, atol=1e-12)
     versions = client(uri).search_model_versions("name = 'cancer-cv'")
     assert {v.run_id for v in versions} == {r.info.run_id for r in refits}
     for refit in refits:  # the models live in the sweep's experiment, beside their runs
@@ -240,23 +222,7 @@ def test_the_registered_model_answers_over_http(sweep):
     X, _, _, test, _ = contract_folds()
     names = list(load_breast_cancer().feature_names)
     rows = pd.DataFrame(X[test[:5]], columns=names)
-    expected = json.loads(
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys, mlflow, numpy as np, pandas as pd\n"
-                "m = mlflow.pyfunc.load_model('models:/cancer-cv@lambda-min')\n"
-                "print(np.asarray(m.predict(pd.read_json(sys.stdin, orient='split'))).tolist())",
-            ],
-            input=rows.to_json(orient="split", double_precision=15),
-            capture_output=True,
-            text=True,
-            env={**os.environ, "MLFLOW_TRACKING_URI": uri},
-            timeout=300,
-            check=True,
-        ).stdout
-    )
+    expected = predicted_in_a_fresh_process("models:/cancer-cv@lambda-min", uri, rows, folder)
     port = free_port()
     server = subprocess.Popen(
         [

@@ -6,10 +6,7 @@ predicts raw rows with a missing value and an unseen category as the pipeline bu
 a changed file stops ``--resume``."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -19,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from regcore import RegularizedClassifier
-from tests.helpers import cli, client, run_options, sweep_runs
+from tests.helpers import cli, client, predicted_in_a_fresh_process, run_options, sweep_runs
 from tests.test_own_data import ORCHARD, as_text, contract_folds, odd_rows, reference_transformer
 
 pytestmark = pytest.mark.integration
@@ -111,27 +108,10 @@ def test_the_registered_model_takes_raw_rows_in_a_process_that_refuses_pickles(s
     ).fit(features.iloc[rest], y[rest])
     rows = odd_rows(frame.drop(columns=["variety"]).iloc[held].reset_index(drop=True))
     rows.to_csv(folder / "new-rows.csv", index=False)  # as a user's file holds them
-    script = (
-        "import mlflow, numpy as np, pandas as pd\n"
-        "rows = pd.read_csv('new-rows.csv')\n"
-        "model = mlflow.pyfunc.load_model('models:/orchard@lambda-1se')\n"
-        "print(np.asarray(model.predict(rows)).tolist())\n"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        env={
-            **os.environ,
-            "MLFLOW_TRACKING_URI": uri,
-            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
-        },
-        timeout=300,
-    )
-    assert loaded.returncode == 0, loaded.stderr
-    reference = expected.predict_proba(as_text(pd.read_csv(folder / "new-rows.csv")))
-    np.testing.assert_allclose(json.loads(loaded.stdout), reference, rtol=0, atol=1e-12)
+    rows = pd.read_csv(folder / "new-rows.csv")
+    loaded = predicted_in_a_fresh_process("models:/orchard@lambda-1se", uri, rows, folder)
+    reference = expected.predict_proba(as_text(rows))
+    np.testing.assert_allclose(loaded, reference, rtol=0, atol=1e-12)
 
 
 def test_resume_refuses_a_file_that_changed(sweep):
