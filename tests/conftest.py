@@ -18,6 +18,9 @@ os.environ["RAY_AUTH_MODE"] = "token"
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
 os.environ.pop("RAY_ADDRESS", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+# MLflow servers start their GenAI job runners (four processes) unless told not to: sweeps use
+# none of them, and on two cores they slow every server the tests start
+os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
 
 import pytest
 
