@@ -165,7 +165,7 @@ def _shape(order: str, overrides: list[str]) -> tuple[float, float]:
 
 
 def case_shape(quick: bool) -> list[Row]:
-    overrides = ["model.epochs=600", "search.seeds=[0]"] if quick else []
+    overrides = ["model.epochs=300", "search.seeds=[0]", "search.depths=[1]"] if quick else []
     repeats = 1 if quick else 2
     shares: dict[str, list[float]] = {"coarse_to_fine": [], "grid": []}
     walls: dict[str, list[float]] = {"coarse_to_fine": [], "grid": []}
@@ -184,7 +184,7 @@ def case_shape(quick: bool) -> list[Row]:
                 "share",
                 "every curve's running lambda.min within one grid step of its final one for good, "
                 "as a share of the training time (first result to last)"
-                + (" (600 epochs, one seed)" if quick else ""),
+                + (" (300 epochs, one seed, depth 1)" if quick else ""),
                 goal("share", "at most a third", at_most=1 / 3) if order != "grid" else None,
                 share=statistics.median(shares[order]),
                 share_min=min(shares[order]),
