@@ -378,7 +378,10 @@ def test_driver_killed_then_resumed_from_another_folder(cluster, tmp_path):
 
     second = tmp_path / "machine-b"  # nothing local is shared with the first driver
     second.mkdir()
-    result = cli("run", str(config), "--resume", "--no-report", cwd=second, env=cluster.driver_env)
+    # the killed driver's lease is fresh: --force takes it over (docs/faults.md)
+    result = cli(
+        "run", str(config), "--resume", "--force", "--no-report", cwd=second, env=cluster.driver_env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"resuming: {len(before)} points done before" in result.stdout
     _, mine = sweep_and_children(cluster, "resume-elsewhere")

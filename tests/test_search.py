@@ -97,7 +97,8 @@ def test_resume_mid_search_trains_nothing_twice_and_ends_on_the_same_bracket(
     before = {c.data.tags["regsweep.key"]: c for c in children if c.info.status == "FINISHED"}
     assert 6 <= len(before) < len(reference_children)
 
-    result = cli("run", str(config), "--resume", *options, cwd=tmp_path)
+    # the killed driver's lease is fresh: --force takes it over (docs/faults.md)
+    result = cli("run", str(config), "--resume", "--force", *options, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     parents, children = sweep_runs(uri)
     keys = [c.data.tags["regsweep.key"] for c in children]

@@ -186,7 +186,8 @@ def test_resume_after_the_driver_is_killed(tmp_path, ray_head):
     total = len(expand(read_config(str(config))[0]))
     assert 4 <= len(before) < total
 
-    result = cli("run", str(config), "--resume", *common, cwd=tmp_path)
+    # the killed driver's lease is fresh: --force takes it over (docs/faults.md)
+    result = cli("run", str(config), "--resume", "--force", *common, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (
         f"resuming: {len(before)} points done before, {total - len(before)} to train"
@@ -223,10 +224,11 @@ def test_a_diverging_point_fails_alone(tmp_path, ray_head):
     assert status[0.01].info.status == status[1.0].info.status == "FINISHED"
     assert "diverged" not in status[0.01].data.tags
     assert parents[0].info.status == "FINISHED"
-    # the report leaves the diverged point out of the curve
+    # the report marks the diverged point and never chooses it
     curves = pd.read_csv(tmp_path / "reports" / "diverging" / "curves.csv")
-    l2 = curves[curves["penalty"] == "l2"]
-    assert sorted(l2["strength"]) == pytest.approx([0.01, 1.0])
+    l2 = curves[curves["penalty"] == "l2"].set_index("strength")
+    assert sorted(l2.index) == pytest.approx([0.01, 1.0, 1e4])
+    assert list(l2["diverged"]) == [0, 0, 1] and l2.loc[1e4, "n"] == 0
     summary = json.loads((tmp_path / "reports" / "diverging" / "summary.json").read_text())
     assert {c["best_strength"] for c in summary["curves"] if c["penalty"] == "l2"} <= {0.01, 1.0}
 
