@@ -12,6 +12,10 @@ import numpy as np
 
 from regcore.activations import ACTIVATIONS
 from regcore.engines import ENGINE_NAMES
+
+# regcore.datasets imports the message helpers from here
+from regcore.messages import first_line as first_line
+from regcore.messages import plain as plain
 from regcore.network import INIT_SCALES
 from regcore.optimizers import OPTIMIZERS
 from regcore.penalties import PENALTIES
@@ -121,24 +125,6 @@ PARAMETER_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "engine": _one_of(ENGINE_NAMES),
     "n_jobs": _n_jobs,
 }
-
-
-def plain(value: Any) -> Any:
-    """A numpy scalar as the Python value it holds, for readable messages."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def first_line(error: BaseException, *, with_type: bool = False, limit: int = 300) -> str:
-    """The first non-blank line of an error's message, cut to ``limit`` characters.
-
-    An error without a message gives its type's name; ``with_type`` prefixes the type
-    (``"TimeoutError: timed out"``).
-    """
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    name = type(error).__name__
-    if not lines:
-        return name
-    return f"{name}: {lines[0][:limit]}" if with_type else lines[0][:limit]
 
 
 def check_parameters(params: dict[str, Any], owner: str) -> None:

@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 
+from regcore.messages import first_line
 from regcore.numpy_engine import NumpyEngine
 from regcore.training_plan import TrainingPlan
 
@@ -50,8 +51,6 @@ def compiled_available(dtype: str) -> bool:
 
         warm_up(np.dtype(dtype))
     except Exception as error:  # ImportError, numba's and LLVM's errors: all mean "not here"
-        from regcore._validation import first_line  # it imports this module's ENGINE_NAMES
-
         reason = first_line(error, with_type=True, limit=200)
         warnings.warn(
             f"regcore: the compiled engine is not available ({reason}); using the numpy engine",

@@ -15,8 +15,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from regcore import metrics
-from regcore._validation import check_parameters, dtype_of, plain
+from regcore._validation import check_parameters, dtype_of
 from regcore.losses import data_loss, n_outputs, one_hot_targets, output_activation
+from regcore.messages import plain
 from regcore.network import ParameterStack, forward_logits
 from regcore.training import penalty_entries, penalty_value, train
 from regcore.training_plan import ModelSettings, TrainingData, TrainingPlan
