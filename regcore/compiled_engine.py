@@ -17,19 +17,21 @@ import functools
 import itertools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from regcore import optimizers
 from regcore.network import ParameterStack
-from regcore.penalties import PenaltyVectors
+from regcore.penalties import PenaltyVectors, StepCoefficients
 from regcore.training_plan import ModelSettings, TrainingData, TrainingPlan
+
+if TYPE_CHECKING:
+    from regcore._kernels import KernelArgs
 
 Array = np.ndarray
 
-ACTIVATION_CODES = {"relu": 0, "tanh": 1}
-OPTIMIZER_CODES = {"gd": 0, "momentum": 1, "rmsprop": 2, "adam": 3}
 #: the optimizers' constants, in the order the kernels read them
 OPTIMIZER_CONSTANTS = np.array(
     [
@@ -79,6 +81,56 @@ def kernel_layout(sizes: Sequence[int]) -> tuple[Array, Array, int]:
     return np.array(starts_w, np.int64), np.array(starts_b, np.int64), offset
 
 
+def kernel_arguments(
+    plan: TrainingPlan,
+    models: Sequence[ModelSettings],
+    x_t: Array,
+    y_t: Array,
+    column: Array,
+    count: Array,
+) -> KernelArgs:
+    """The kernels' arguments for training ``models`` on the columns ``column[k] .. column[k] +
+    count[k]`` of ``x_t`` (n[0], columns) and ``y_t`` (n_out, columns), with zeroed state."""
+    from regcore._kernels import ACTIVATION_CODES, OPTIMIZER_CODES, KernelArgs
+
+    k = len(models)
+    batch = int(plan.batch_size or count.max())
+    starts_w, starts_b, block = kernel_layout(plan.layer_sizes)
+    # each model's batches: full ones of min(batch, m) samples and the rest, m mod that
+    full = np.minimum(batch, count)
+    last = count - full * ((count - 1) // full)
+    penalties = PenaltyVectors.of(models)
+    steps = [StepCoefficients.of(penalties, plan.learning_rate, m) for m in (full, last)]
+    return KernelArgs(
+        activation=ACTIVATION_CODES[plan.activation],
+        optimizer=OPTIMIZER_CODES[plan.optimizer],
+        learning_rate=float(plan.learning_rate),
+        constants=OPTIMIZER_CONSTANTS,
+        batch=batch,
+        sizes=np.asarray(plan.layer_sizes, dtype=np.int64),
+        starts_w=starts_w,
+        starts_b=starts_b,
+        block=block,
+        fused=0,
+        fused_scratch=0,
+        params=np.zeros(k * block, dtype=plan.dtype),
+        first=np.zeros(k * block, dtype=plan.dtype),
+        second=np.zeros(k * block, dtype=plan.dtype),
+        steps=np.zeros(k, np.int64),
+        keys=np.empty((k, 624), dtype=np.uint32),
+        positions=np.empty(k, dtype=np.int64),
+        x_t=x_t,
+        y_t=y_t,
+        column=column,
+        count=count,
+        keep_prob=np.array([s.keep_prob if s.uses_dropout else 1.0 for s in models]),
+        penalize_bias=penalties.bias.astype(bool),
+        l2_over_m=np.stack([c.l2_over_m for c in steps], axis=1),
+        decay_factor=np.stack([c.decay_factor for c in steps], axis=1),
+        threshold=np.stack([c.threshold for c in steps], axis=1),
+    )
+
+
 class CompiledEngine:
     """Trains the models of ``stack`` with the numba kernels of :mod:`regcore._kernels`.
 
@@ -107,14 +159,14 @@ class CompiledEngine:
         # each distinct data set once, its columns padded: X.T and one-hot targets
         first_column: dict[int, int] = {}
         parts: list[TrainingData] = []
-        self.columns, self.counts = np.empty(k, np.int64), np.empty(k, np.int64)
+        columns, counts = np.empty(k, np.int64), np.empty(k, np.int64)
         total = 0
         for index, item in enumerate(per_model):
             if id(item) not in first_column:
                 first_column[id(item)] = total
                 parts.append(item)
                 total += _kernels.padded(item.x.shape[0])
-            self.columns[index], self.counts[index] = first_column[id(item)], item.x.shape[0]
+            columns[index], counts[index] = first_column[id(item)], item.x.shape[0]
         self.x_t = np.zeros((sizes[0], total), dtype=plan.dtype)
         self.y_t = np.zeros((n_out, total), dtype=plan.dtype)
         for item in parts:
@@ -124,36 +176,24 @@ class CompiledEngine:
                 self.y_t[0, start : start + m] = item.y_index
             else:
                 self.y_t[item.y_index, start + np.arange(m)] = 1.0
-        self.batch = int(plan.batch_size or self.counts.max())
-        self.sizes = np.asarray(sizes, dtype=np.int64)
-        self.starts_w, self.starts_b, self.block = kernel_layout(sizes)
-        self.params = np.zeros(k * self.block, dtype=plan.dtype)
-        self.first = np.zeros_like(self.params)
-        self.second = np.zeros_like(self.params)
-        self.steps = np.zeros(k, np.int64)
-        penalties = PenaltyVectors.of(models)
-        self.l2, self.l1, self.decay = penalties.l2, penalties.l1, penalties.decay
-        self.bias_on = penalties.bias.astype(bool)
-        self.keep_prob = np.array([s.keep_prob if s.uses_dropout else 1.0 for s in models])
         self.active = np.ones(k, dtype=bool)
-        self.keys = np.empty((k, 624), dtype=np.uint32)
-        self.positions = np.empty(k, dtype=np.int64)
+        self.args = kernel_arguments(plan, models, self.x_t, self.y_t, columns, counts)
 
     def _models(self) -> Array:
-        return self.params.reshape(self.stack.n_models, self.block)
+        return self.args.params.reshape(self.stack.n_models, self.args.block)
 
     def _pack(self) -> None:
         """The stack's parameters into the kernels' layout."""
         models = self._models()
         for layer, (w, b) in enumerate(zip(self.stack.W, self.stack.b, strict=True)):
-            start_w, start_b = self.starts_w[layer], self.starts_b[layer]
+            start_w, start_b = self.args.starts_w[layer], self.args.starts_b[layer]
             models[:, start_w:start_b] = w.reshape(w.shape[0], -1)
             models[:, start_b : start_b + b.shape[1]] = b[:, :, 0]
 
     def _unpack(self) -> None:
         models = self._models()
         for layer, (w, b) in enumerate(zip(self.stack.W, self.stack.b, strict=True)):
-            start_w, start_b = self.starts_w[layer], self.starts_b[layer]
+            start_w, start_b = self.args.starts_w[layer], self.args.starts_b[layer]
             w[...] = models[:, start_w:start_b].reshape(w.shape)
             b[:, :, 0] = models[:, start_b : start_b + b.shape[1]]
 
@@ -167,9 +207,10 @@ class CompiledEngine:
     def run(self, epochs: int) -> None:
         """Train for ``epochs`` epochs, the models split between ``plan.threads`` threads."""
         self._pack()
+        args = self.args
         for k, rng in enumerate(self.rngs):
             _, key, position, _, _ = rng.get_state()
-            self.keys[k], self.positions[k] = key, position
+            args.keys[k], args.positions[k] = key, position
         active = np.flatnonzero(self.active)
         shares = [part for part in np.array_split(active, self.plan.threads) if part.size]
         # one BLAS thread per kernel: the products inside are small, and a BLAS thread pool
@@ -184,34 +225,7 @@ class CompiledEngine:
         self._unpack()
         for k, rng in enumerate(self.rngs):
             _, _, _, has_gauss, gauss = rng.get_state()
-            rng.set_state(("MT19937", self.keys[k], int(self.positions[k]), has_gauss, gauss))
+            rng.set_state(("MT19937", args.keys[k], int(args.positions[k]), has_gauss, gauss))
 
     def _train(self, models: Array, epochs: int) -> None:
-        self.kernels.train_models(
-            models,
-            epochs,
-            self.params,
-            self.first,
-            self.second,
-            self.steps,
-            self.sizes,
-            self.starts_w,
-            self.starts_b,
-            self.block,
-            ACTIVATION_CODES[self.plan.activation],
-            OPTIMIZER_CODES[self.plan.optimizer],
-            float(self.plan.learning_rate),
-            OPTIMIZER_CONSTANTS,
-            self.x_t,
-            self.y_t,
-            self.columns,
-            self.counts,
-            self.batch,
-            self.l2,
-            self.l1,
-            self.decay,
-            self.bias_on,
-            self.keep_prob,
-            self.keys,
-            self.positions,
-        )
+        self.kernels.train_models(models, epochs, self.args)
