@@ -183,15 +183,6 @@ def penalty_cost_terms(
     return sq_coef * np.square(theta) / (2.0 * m), abs_coef * np.abs(theta) / m
 
 
-def penalty_gradient(theta: Array, sq_coef: Array, abs_coef: Array, m: int) -> Array:
-    """Entry-wise gradient of the penalty cost: ``sq_coef/m * theta + abs_coef/m * sign(theta)``.
-
-    The exact gradient of J's penalty part wherever no weight is exactly zero (used by the
-    gradient check; training applies the L1 part by the proximal step instead).
-    """
-    return (sq_coef * theta + abs_coef * np.sign(theta)) / m
-
-
 def add_l2_gradient(grad: Array, theta: Array, l2_over_m: Array, scratch: Array) -> None:
     """``grad += (lam/m) * theta`` in place (entries with zero coefficient unchanged)."""
     np.multiply(l2_over_m, theta, out=scratch)
