@@ -156,3 +156,13 @@ print(repr(float(clf.cost(data.X_train, data.y_train))))
         hidden_layer_sizes=(5,), epochs=50, random_state=0, engine="numpy"
     ).fit(data.X_train, data.y_train)
     assert float(lines[1]) == reference.cost(data.X_train, data.y_train)
+
+
+def test_kernel_codes_name_every_activation_and_optimizer():
+    """The compiled kernels branch on codes; each of regcore's names has one of its own."""
+    from regcore._kernels import ACTIVATION_CODES, OPTIMIZER_CODES
+    from regcore.parameters import PARAMETERS
+
+    for name, codes in (("activation", ACTIVATION_CODES), ("optimizer", OPTIMIZER_CODES)):
+        assert set(codes) == set(PARAMETERS[name].constraint.choices)
+        assert len(set(codes.values())) == len(codes)
