@@ -71,9 +71,10 @@ class KernelArgs(NamedTuple):
     Data: ``x_t`` (n[0], columns) and ``y_t`` (n_out, columns), each data set's columns once;
     model ``k`` trains on ``count[k]`` columns from ``column[k]``.
 
-    Per model: ``keep_prob`` (1 without dropout), ``penalize_bias``, and the step's penalty
-    coefficients :class:`regcore.penalties.StepCoefficients` (``l2_over_m``, ``decay_factor``,
-    ``threshold``), each (K, 2): column 0 for full batches, 1 for a smaller last batch.
+    Per model: ``keep_prob`` (1 without dropout) and the step's penalty coefficients
+    :class:`regcore.penalties.StepCoefficients` per entry (``l2_over_m``, ``decay_factor``,
+    ``threshold``), each (K, 2, S): ``[k, 0]`` for full batches, ``[k, 1]`` for a smaller
+    last batch.
     """
 
     activation: int
@@ -98,7 +99,6 @@ class KernelArgs(NamedTuple):
     column: np.ndarray
     count: np.ndarray
     keep_prob: np.ndarray
-    penalize_bias: np.ndarray
     l2_over_m: np.ndarray
     decay_factor: np.ndarray
     threshold: np.ndarray
@@ -349,38 +349,51 @@ def _output_delta(z, y, count, scale, dz, work, bits):
 
 
 @njit(cache=True, nogil=True)
-def _update(theta, grad, first, second, t, args, l2, decay, threshold, penalized):
-    """The numpy engine's step on a run of entries: the L2 gradient, decoupled decay, the
-    optimizer, then L1's proximal step (the penalties only where ``penalized``), with the
-    step's coefficients ``l2_over_m``, ``decay_factor`` and ``threshold``."""
+def _update(theta, grad, first, second, t, args, l2, decay, threshold):
+    """The numpy engine's step on a model's entries, in its order: the L2 gradient, decoupled
+    decay, the optimizer, then L1's proximal step. ``l2``, ``decay`` and ``threshold`` hold the
+    step's coefficients per entry (:class:`regcore.penalties.StepCoefficients`: 0, 1 and 0
+    where an entry is not penalized); a penalty a model does not have is skipped, as the numpy
+    engine skips it for a pack that does not have it."""
     dtype = theta.dtype.type
-    optimizer, lr, constants = args.optimizer, args.learning_rate, args.constants
-    momentum_beta, rmsprop_beta, rmsprop_epsilon = constants[0], constants[1], constants[2]
-    adam_beta1, adam_beta2, adam_epsilon = constants[3], constants[4], constants[5]
-    bias1, bias2 = 1.0 / (1.0 - adam_beta2**t), lr / (1.0 - adam_beta1**t)
+    has_l2, has_decay, has_l1 = False, False, False
+    for e in range(theta.size):
+        has_l2 |= l2[e] != 0.0
+        has_decay |= decay[e] != 1.0
+        has_l1 |= threshold[e] != 0.0
+    optimizer, lr, constants = args.optimizer, dtype(args.learning_rate), args.constants
+    if optimizer == MOMENTUM:
+        beta = dtype(constants[0])
+        rest = dtype(1.0 - constants[0])
+    elif optimizer == RMSPROP:
+        beta, rest, epsilon = dtype(constants[1]), dtype(1.0 - constants[1]), dtype(constants[2])
+    elif optimizer == ADAM:
+        beta1, rest1 = dtype(constants[3]), dtype(1.0 - constants[3])
+        beta2, rest2, epsilon = dtype(constants[4]), dtype(1.0 - constants[4]), dtype(constants[5])
+        bias2 = dtype(1.0 / (1.0 - constants[4] ** t))
+        bias1 = dtype(args.learning_rate / (1.0 - constants[3] ** t))
     for e in range(theta.size):
         g = grad[e]
         value = theta[e]
-        if penalized and l2 != 0.0:
-            g += dtype(l2) * value
-        if penalized and decay != 1.0:
-            value *= dtype(decay)
+        if has_l2:
+            g += l2[e] * value
+        if has_decay:
+            value *= decay[e]
         if optimizer == GD:
-            value -= g * dtype(lr)
+            value -= g * lr
         elif optimizer == MOMENTUM:
-            first[e] = first[e] * dtype(momentum_beta) + g * dtype(1.0 - momentum_beta)
-            value -= first[e] * dtype(lr)
+            first[e] = first[e] * beta + g * rest
+            value -= first[e] * lr
         elif optimizer == RMSPROP:
-            second[e] = second[e] * dtype(rmsprop_beta) + (g * g) * dtype(1.0 - rmsprop_beta)
-            value -= g / (dtype(math.sqrt(second[e])) + dtype(rmsprop_epsilon)) * dtype(lr)
+            second[e] = second[e] * beta + (g * g) * rest
+            value -= g / (dtype(math.sqrt(second[e])) + epsilon) * lr
         else:
-            first[e] = first[e] * dtype(adam_beta1) + g * dtype(1.0 - adam_beta1)
-            second[e] = second[e] * dtype(adam_beta2) + (g * g) * dtype(1.0 - adam_beta2)
-            denominator = dtype(math.sqrt(second[e] * dtype(bias1))) + dtype(adam_epsilon)
-            value -= first[e] / denominator * dtype(bias2)
-        if penalized and threshold != 0.0:
-            magnitude = abs(value) - dtype(threshold)
-            value = math.copysign(magnitude if magnitude > 0.0 else 0.0, value)
+            first[e] = first[e] * beta1 + g * rest1
+            second[e] = second[e] * beta2 + (g * g) * rest2
+            value -= first[e] / (dtype(math.sqrt(second[e] * bias2)) + epsilon) * bias1
+        if has_l1:
+            magnitude = abs(value) - threshold[e]
+            value = math.copysign(0.0 if magnitude <= 0.0 else magnitude, value)  # NaN stays
         theta[e] = value
 
 
@@ -418,7 +431,7 @@ def _call_fused(typingctx, address, theta, grad, x, y, width, count, scratch):
 def _train_model(k, epochs, args):
     """Model ``k``: ``epochs`` epochs on its samples, the columns ``column[k] .. column[k] +
     count[k]`` of ``x_t`` and ``y_t``."""
-    params, sizes, starts_w, starts_b = args.params, args.sizes, args.starts_w, args.starts_b
+    params, sizes = args.params, args.sizes
     block, x_t, y_t = args.block, args.x_t, args.y_t
     column, m, keep_prob = args.column[k], args.count[k], args.keep_prob[k]
     key, pos = args.keys[k], args.positions[k : k + 1]
@@ -457,7 +470,7 @@ def _train_model(k, epochs, args):
         n_in, n_o = sizes[layer], sizes[layer + 1]
         blas[layer] = n_in * n_o >= BLAS_WEIGHTS and min(n_in, n_o) >= BLAS_SIDE
 
-    for _ in range(epochs):
+    for epoch in range(epochs):
         if batch < m:
             permutation(key, pos, order)
         for b0 in range(0, m, batch):
@@ -465,14 +478,15 @@ def _train_model(k, epochs, args):
             width = padded(count)
             x = xb[: n_in0 * width].reshape((n_in0, width))
             y = yb[: n_out * width].reshape((n_out, width))
-            for f in range(n_in0):
-                for s in range(count):
-                    x[f, s] = x_t[f, column + order[b0 + s]]
-                for s in range(count, width):
-                    x[f, s] = zero
-            for i in range(n_out):
-                for s in range(count):
-                    y[i, s] = y_t[i, column + order[b0 + s]]
+            if epoch == 0 or batch < m:  # a full batch is the same every epoch
+                for f in range(n_in0):
+                    for s in range(count):
+                        x[f, s] = x_t[f, column + order[b0 + s]]
+                    for s in range(count, width):
+                        x[f, s] = zero
+                for i in range(n_out):
+                    for s in range(count):
+                        y[i, s] = y_t[i, column + order[b0 + s]]
             if fused:
                 _call_fused(args.fused, theta, grad, x, y, width, count, scratch)
             else:
@@ -484,23 +498,17 @@ def _train_model(k, epochs, args):
             # update
             args.steps[k] += 1
             last = 1 if count < batch else 0
-            l2, decay = args.l2_over_m[k, last], args.decay_factor[k, last]
-            threshold, bias_on = args.threshold[k, last], args.penalize_bias[k]
-            for layer in range(n_layers):
-                sw, sb = starts_w[layer], starts_b[layer]
-                for lo, hi, penalized in ((sw, sb, True), (sb, sb + sizes[layer + 1], bias_on)):
-                    _update(
-                        theta[lo:hi],
-                        grad[lo:hi],
-                        first_k[lo:hi],
-                        second_k[lo:hi],
-                        args.steps[k],
-                        args,
-                        l2,
-                        decay,
-                        threshold,
-                        penalized,
-                    )
+            _update(
+                theta,
+                grad,
+                first_k,
+                second_k,
+                args.steps[k],
+                args,
+                args.l2_over_m[k, last],
+                args.decay_factor[k, last],
+                args.threshold[k, last],
+            )
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)

@@ -100,7 +100,14 @@ def kernel_arguments(
     full = np.minimum(batch, count)
     last = count - full * ((count - 1) // full)
     penalties = PenaltyVectors.of(models)
-    steps = [StepCoefficients.of(penalties, plan.learning_rate, m) for m in (full, last)]
+    coefficients = np.empty((3, k, 2, block), dtype=plan.dtype)
+    for kind, m in enumerate((full, last)):
+        step = StepCoefficients.of(penalties, plan.learning_rate, m)
+        values = (step.l2_over_m, step.decay_factor, step.threshold)
+        for out, value, neutral in zip(coefficients, values, (0.0, 1.0, 0.0), strict=True):
+            out[:, kind, :] = value[:, None]  # the weights
+            for start, end in zip(starts_b, [*starts_w[1:], block], strict=True):
+                out[:, kind, start:end] = np.where(step.bias, value, neutral)[:, None]
     return KernelArgs(
         activation=ACTIVATION_CODES[plan.activation],
         optimizer=OPTIMIZER_CODES[plan.optimizer],
@@ -124,10 +131,9 @@ def kernel_arguments(
         column=column,
         count=count,
         keep_prob=np.array([s.keep_prob if s.uses_dropout else 1.0 for s in models]),
-        penalize_bias=penalties.bias.astype(bool),
-        l2_over_m=np.stack([c.l2_over_m for c in steps], axis=1),
-        decay_factor=np.stack([c.decay_factor for c in steps], axis=1),
-        threshold=np.stack([c.threshold for c in steps], axis=1),
+        l2_over_m=coefficients[0],
+        decay_factor=coefficients[1],
+        threshold=coefficients[2],
     )
 
 
@@ -178,6 +184,9 @@ class CompiledEngine:
                 self.y_t[item.y_index, start + np.arange(m)] = 1.0
         self.active = np.ones(k, dtype=bool)
         self.args = kernel_arguments(plan, models, self.x_t, self.y_t, columns, counts)
+        # which models draw random numbers: mini-batch orders and dropout masks
+        self.draws = (self.args.batch < counts) | (self.args.keep_prob < 1.0)
+        self.gaussians: list[tuple[int, float]] | None = None
 
     def _models(self) -> Array:
         return self.args.params.reshape(self.stack.n_models, self.args.block)
@@ -208,9 +217,14 @@ class CompiledEngine:
         """Train for ``epochs`` epochs, the models split between ``plan.threads`` threads."""
         self._pack()
         args = self.args
-        for k, rng in enumerate(self.rngs):
-            _, key, position, _, _ = rng.get_state()
-            args.keys[k], args.positions[k] = key, position
+        if self.gaussians is None:
+            # the kernels continue each generator from here, in args; the Gaussian cache
+            # (untouched by training) goes back with the state
+            self.gaussians = []
+            for k, rng in enumerate(self.rngs):
+                _, key, position, has_gauss, gauss = rng.get_state()
+                args.keys[k], args.positions[k] = key, position
+                self.gaussians.append((has_gauss, gauss))
         active = np.flatnonzero(self.active)
         shares = [part for part in np.array_split(active, self.plan.threads) if part.size]
         # one BLAS thread per kernel: the products inside are small, and a BLAS thread pool
@@ -223,9 +237,12 @@ class CompiledEngine:
             elif shares:
                 self._train(shares[0], epochs)
         self._unpack()
-        for k, rng in enumerate(self.rngs):
-            _, _, _, has_gauss, gauss = rng.get_state()
-            rng.set_state(("MT19937", args.keys[k], int(args.positions[k]), has_gauss, gauss))
+        # generators that drew (mini-batch orders, dropout masks) move on; a state round trip
+        # costs about 0.1 ms a model, so those that did not draw are left alone
+        for k in np.flatnonzero(self.draws):
+            has_gauss, gauss = self.gaussians[k]
+            state = ("MT19937", args.keys[k], int(args.positions[k]), has_gauss, gauss)
+            self.rngs[k].set_state(state)
 
     def _train(self, models: Array, epochs: int) -> None:
         self.kernels.train_models(models, epochs, self.args)
