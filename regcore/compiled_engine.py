@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from regcore import optimizers
+from regcore import fused, optimizers
 from regcore.network import ParameterStack
 from regcore.penalties import PenaltyVectors, StepCoefficients
 from regcore.training_plan import ModelSettings, TrainingData, TrainingPlan
@@ -67,7 +67,8 @@ def warm_up(dtype: np.dtype) -> None:
     rng = np.random.RandomState(0)
     initialize(stack, 0, rng, "he")
     x = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=plan.dtype)
-    CompiledEngine(plan, models, stack, [rng], TrainingData(x, np.array([0, 1, 1]))).run(2)
+    data = TrainingData(x, np.array([0, 1, 1]))
+    CompiledEngine(plan, models, stack, [rng], data, fused_kernels=False).run(2)
 
 
 def kernel_layout(sizes: Sequence[int]) -> tuple[Array, Array, int]:
@@ -141,7 +142,9 @@ class CompiledEngine:
     """Trains the models of ``stack`` with the numba kernels of :mod:`regcore._kernels`.
 
     Parameters as :class:`regcore.numpy_engine.NumpyEngine`, except that ``data`` may be one
-    :class:`TrainingData` shared by all models or a sequence of them, one per model.
+    :class:`TrainingData` shared by all models or a sequence of them, one per model, and
+    ``fused_kernels``: whether models without dropout may train with the network's fused batch
+    kernel (:mod:`regcore.fused`, as ``REGCORE_FUSED`` says) rather than the generic one.
     """
 
     per_model_data = True
@@ -153,6 +156,8 @@ class CompiledEngine:
         stack: ParameterStack,
         rngs: Sequence[np.random.RandomState],
         data: TrainingData | Sequence[TrainingData],
+        *,
+        fused_kernels: bool = True,
     ) -> None:
         from regcore import _kernels
 
@@ -187,6 +192,14 @@ class CompiledEngine:
         # which models draw random numbers: mini-batch orders and dropout masks
         self.draws = (self.args.batch < counts) | (self.args.keep_prob < 1.0)
         self.gaussians: list[tuple[int, float]] | None = None
+        if fused_kernels and not all(s.uses_dropout for s in models):
+            # the multiply-adds of training: three passes over every weight, per sample
+            weights = sum(a * b for a, b in itertools.pairwise(sizes))
+            work = 3.0 * weights * float(counts.sum()) * plan.epochs
+            kernel = fused.kernel_for(sizes, plan.activation, plan.dtype, work)
+            if kernel is not None:
+                self.fused = kernel  # keeps the kernel alive while its address is in use
+                self.args = self.args._replace(fused=kernel.address, fused_scratch=kernel.scratch)
 
     def _models(self) -> Array:
         return self.args.params.reshape(self.stack.n_models, self.args.block)
