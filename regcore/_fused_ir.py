@@ -36,6 +36,8 @@ from llvmlite import ir
 #: in the scratch (not a multiple of 64 entries: rows 512 bytes apart would share cache sets);
 #: sums held in registers at once, per pass
 LANES, CHUNK, STRIDE, BLOCK = 8, 64, 72, 24
+#: a sum of many products is built as this many interleaved sums
+CHAINS = 4
 
 #: exp(v) as regcore._kernels._exp computes it: v clamped to [-708, 709], n = floor(v log2(e) +
 #: 1/2), r = v - n ln 2 in two parts, a degree-13 polynomial in r, times 2^n built from its bits
@@ -175,6 +177,20 @@ class _Emitter:
         """``a * b + c``, fused where the core can."""
         return self.b.call(self.fmuladd, [a, b, c])
 
+    def dot(self, pairs: Sequence[tuple[ir.Value, ir.Value]], start: ir.Value | None) -> ir.Value:
+        """``start + sum a * b`` over ``pairs``, as up to :data:`CHAINS` interleaved sums: one
+        sum of many terms waits on its own multiply-adds one after the other."""
+        chains: list[ir.Value | None] = [start] + [None] * (min(CHAINS, len(pairs)) - 1)
+        for index, (a, b) in enumerate(pairs):
+            k = index % len(chains)
+            chains[k] = self.b.fmul(a, b) if chains[k] is None else self.fma(a, b, chains[k])
+        while len(chains) > 1:
+            chains = [
+                self.b.fadd(chains[k], chains[k + 1]) if k + 1 < len(chains) else chains[k]
+                for k in range(0, len(chains), 2)
+            ]
+        return chains[0]
+
     def to_double(self, value: ir.Value) -> ir.Value:
         return value if self.float64 else self.b.fpext(value, self.vd)
 
@@ -308,10 +324,7 @@ def module_ir(sizes: Sequence[int], activation: str, dtype: str) -> str:
         return {i: e.vload(scratch, row(layout.delta_row(layer, i), t)) for i in which}
 
     def pre_activation(layer: int, i: int, ins: dict[int, ir.Value]) -> ir.Value:
-        z = w(layer, i, "b")
-        for j in range(sizes[layer]):
-            z = e.fma(w(layer, i, j), ins[j], z)
-        return z
+        return e.dot([(w(layer, i, j), ins[j]) for j in range(sizes[layer])], w(layer, i, "b"))
 
     # --- the passes over a chunk: each gets t, the chunk's first sample of this iteration
 
@@ -382,9 +395,7 @@ def module_ir(sizes: Sequence[int], activation: str, dtype: str) -> str:
         activation's derivative."""
         ds = deltas(layer, t, range(sizes[layer + 1]))
         for j in below:
-            back = b.fmul(w(layer, 0, j), ds[0])
-            for i in range(1, sizes[layer + 1]):
-                back = e.fma(w(layer, i, j), ds[i], back)
+            back = e.dot([(w(layer, i, j), ds[i]) for i in range(sizes[layer + 1])], None)
             a = e.vload(scratch, row(layout.activation_row(layer - 1, j), t))
             if activation == "relu":
                 back = e.positive_part(back, a)
@@ -406,23 +417,26 @@ def module_ir(sizes: Sequence[int], activation: str, dtype: str) -> str:
                 e.loop(chunk, LANES if whole else 1, body_)
         b.branch(copied)
     b.position_at_end(copied)
+    # the passes run over the chunk's samples rounded up to whole vectors: a bound LLVM cannot
+    # see keeps it from unrolling them whole, which spills their sums out of the registers
+    span = b.and_(b.add(n, e.int(LANES - 1)), e.int(-LANES))
     for layer in range(top):
         for units in _blocks(sizes[layer + 1], BLOCK):
-            e.loop(chunk, LANES, partial(forward, layer=layer, units=units))
-    e.loop(chunk, LANES, output)
+            e.loop(span, LANES, partial(forward, layer=layer, units=units))
+    e.loop(span, LANES, output)
     for layer in range(top, -1, -1):
         n_in, n_o = sizes[layer], sizes[layer + 1]
         for units in _blocks(n_o, min(n_o, 8)):
             for columns in _blocks(n_in + 1, max(1, BLOCK // len(units))):  # n_in: the bias
                 pairs = [(i, j) for i in units for j in columns]
                 zeros = [e.const(0.0)] * len(pairs)
-                totals = e.loop(chunk, LANES, partial(gradient, layer=layer, pairs=pairs), zeros)
+                totals = e.loop(span, LANES, partial(gradient, layer=layer, pairs=pairs), zeros)
                 for (i, j), total in zip(pairs, totals, strict=True):
                     entry = layout.bias(layer, i) if j == n_in else layout.weight(layer, i, j)
                     e.vstore(b.fadd(e.vload(scratch, sums(entry)), total), scratch, sums(entry))
         if layer > 0:
             for below in _blocks(n_in, BLOCK):
-                e.loop(chunk, LANES, partial(backward, layer=layer, below=below))
+                e.loop(span, LANES, partial(backward, layer=layer, below=below))
     c0.add_incoming(b.add(c0, chunk), b.block)
     b.branch(head)
 

@@ -427,6 +427,15 @@ def _call_fused(typingctx, address, theta, grad, x, y, width, count, scratch):
 # --- one model, all its epochs ------------------------------------------------------------------
 
 
+@njit(cache=True, nogil=True)
+def _aligned_zeros(size, like):
+    """Zeros of ``like``'s dtype starting on a 64-byte boundary (a cache line): vectors that
+    straddle two lines load at half speed (measured: the fused kernel 25% slower)."""
+    raw = np.zeros(size + 64 // like.itemsize, dtype=like.dtype)
+    shift = (-raw.ctypes.data % 64) // like.itemsize
+    return raw[shift : shift + size]
+
+
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
 def _train_model(k, epochs, args):
     """Model ``k``: ``epochs`` epochs on its samples, the columns ``column[k] .. column[k] +
@@ -449,8 +458,8 @@ def _train_model(k, epochs, args):
         rows[layer + 1] = rows[layer] + sizes[layer + 1]
     hidden = rows[n_layers - 1]
     n_in0, n_out = sizes[0], sizes[n_layers]
-    xb = np.zeros(n_in0 * width_max, dtype=params.dtype)
-    yb = np.zeros(n_out * width_max, dtype=params.dtype)
+    xb = _aligned_zeros(n_in0 * width_max, params)
+    yb = _aligned_zeros(n_out * width_max, params)
     dropout = keep_prob < 1.0
     fused = args.fused != 0 and not dropout
     # the generic passes' buffers, or the fused kernel's scratch
@@ -459,7 +468,7 @@ def _train_model(k, epochs, args):
     a_all = np.zeros(rows_all, dtype=params.dtype)  # after any dropout mask
     pre_all = np.zeros(rows_all, dtype=params.dtype)  # before it (tanh)
     d_all = np.zeros(rows_all, dtype=params.dtype)
-    scratch = np.zeros(args.fused_scratch if fused else 1, dtype=params.dtype)
+    scratch = _aligned_zeros(args.fused_scratch if fused else 1, params)
     draws = np.zeros(hidden * batch + width_max if dropout else 1, dtype=np.float64)
     work = np.zeros(4 * width_max, dtype=np.float64)  # exp's and tanh's scratch
     bits = np.zeros(width_max, dtype=np.int64)
