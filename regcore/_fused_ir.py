@@ -10,13 +10,13 @@ One function per network shape, C signature
   then zeros (``width`` a multiple of 8);
 - ``scratch``: :func:`scratch_size` entries.
 
-The batch goes through in chunks of :data:`CHUNK` samples, the last chunk ending at the batch's
-end (and overlapping the one before: samples already counted give a zero delta). A chunk's
-inputs and targets are copied into the scratch, then each pass over the chunk reads and writes
-scratch rows only, :data:`LANES` samples at a time as vectors: the forward pass a block of units
-at a time, the output layer and the loss's delta, and backward, per layer, the weight
-gradient (a block of sums kept in registers) and the deltas of the layer below. The sums of a
-chunk are added to per-parameter lane sums, reduced once at the end.
+The batch goes through in chunks of :data:`CHUNK` samples. A chunk's inputs and targets are
+copied into the scratch, then each pass over the chunk reads and writes scratch rows only,
+:data:`LANES` samples at a time as vectors: the forward pass a block of units at a time, the
+output layer and the loss's delta (0 past ``count``), and backward, per layer, the weight
+gradient (a block of sums kept in registers) and the deltas of the layer below; the first
+layer's deltas, when it has few inputs, go straight into its gradient's sums, never stored.
+The sums of a chunk are added to per-parameter lane sums, reduced once at the end.
 
 Arithmetic follows the generic kernels of :mod:`regcore._kernels` (relu, ``tanh = 1 - 2 /
 (exp(2z) + 1)``, sigmoid or softmax output, exp by the same polynomial, exp in float64 for
@@ -35,7 +35,7 @@ from llvmlite import ir
 #: samples per vector; samples per pass (a chunk's rows stay in the L1 cache); the rows' stride
 #: in the scratch (not a multiple of 64 entries: rows 512 bytes apart would share cache sets);
 #: sums held in registers at once, per pass
-LANES, CHUNK, STRIDE, BLOCK = 8, 64, 72, 24
+LANES, CHUNK, STRIDE, BLOCK = 8, 64, 72, 16
 #: a sum of many products is built as this many interleaved sums
 CHAINS = 4
 
@@ -298,7 +298,7 @@ def module_ir(sizes: Sequence[int], activation: str, dtype: str) -> str:
     scale = e.splat(scale, e.vd)
     chunk = e.int(CHUNK)
 
-    # for c0 in range(0, width, CHUNK): the chunk [start, start + n)
+    # for c0 in range(0, width, CHUNK): the chunk [c0, c0 + n), n a multiple of LANES
     before = b.block
     head = function.append_basic_block("chunk")
     body = function.append_basic_block("chunk.body")
@@ -309,10 +309,7 @@ def module_ir(sizes: Sequence[int], activation: str, dtype: str) -> str:
     c0.add_incoming(e.int(0), before)
     b.cbranch(b.icmp_signed("<", c0, width), body, done)
     b.position_at_end(body)
-    last = b.sub(width, chunk)
-    start = b.select(b.icmp_signed("<", c0, last), c0, last)
-    start = b.select(b.icmp_signed("<", start, e.int(0)), e.int(0), start)
-    n = b.sub(width, start)
+    n = b.sub(width, c0)
     n = b.select(b.icmp_signed("<", n, chunk), n, chunk)
 
     def inputs(layer: int, t: ir.Value, which: Sequence[int]) -> dict[int, ir.Value]:
@@ -328,15 +325,10 @@ def module_ir(sizes: Sequence[int], activation: str, dtype: str) -> str:
 
     # --- the passes over a chunk: each gets t, the chunk's first sample of this iteration
 
-    def copy(t: ir.Value, _: list, source: ir.Value, j: int, into: int, whole: bool) -> None:
-        """Row ``j`` of ``x`` or ``y`` into scratch row ``into`` (zeros past the batch)."""
-        at = b.add(b.mul(e.int(j), width), b.add(start, t))
-        if whole:
-            e.vstore(e.vload(source, at), scratch, row(into, t))
-            return
-        inside = b.icmp_signed("<", t, n)
-        value = b.load(e.at(source, b.select(inside, at, e.int(0))))
-        b.store(b.select(inside, value, ir.Constant(e.t, 0.0)), e.at(scratch, row(into, t)))
+    def copy(t: ir.Value, _: list, source: ir.Value, j: int, into: int) -> None:
+        """Row ``j`` of ``x`` or ``y`` into scratch row ``into``."""
+        at = b.add(b.mul(e.int(j), width), b.add(c0, t))
+        e.vstore(e.vload(source, at), scratch, row(into, t))
 
     def forward(t: ir.Value, _: list, layer: int, units: range) -> None:
         ins = inputs(layer, t, range(sizes[layer]))
@@ -354,14 +346,11 @@ def module_ir(sizes: Sequence[int], activation: str, dtype: str) -> str:
 
     def output(t: ir.Value, _: list) -> None:
         """The output layer and the loss's delta, (output activation - y) / count, for the
-        samples this chunk adds (from c0 on, below count): 0 for the others."""
+        batch's samples (0 on the columns past them)."""
         ins = inputs(top, t, range(sizes[top]))
         zs = [e.to_double(pre_activation(top, i, ins)) for i in range(n_out)]
-        sample = b.add(e.splat(b.add(start, t), e.vi), lane)
-        fresh = b.and_(
-            b.icmp_signed(">=", sample, e.splat(c0, e.vi)),
-            b.icmp_signed("<", sample, e.splat(count, e.vi)),
-        )
+        sample = b.add(e.splat(b.add(c0, t), e.vi), lane)
+        in_batch = b.icmp_signed("<", sample, e.splat(count, e.vi))
         one = e.const(1.0, e.vd)
         if n_out == 1:
             probabilities = [b.fdiv(one, b.fadd(one, e.exp(b.fsub(e.const(0.0, e.vd), zs[0]))))]
@@ -377,7 +366,7 @@ def module_ir(sizes: Sequence[int], activation: str, dtype: str) -> str:
         for i, p in enumerate(probabilities):
             target = e.to_double(e.vload(scratch, row(layout.target_row(i), t)))
             delta = e.to_t(b.fmul(b.fsub(p, target), scale))
-            delta = b.select(fresh, delta, e.const(0.0))
+            delta = b.select(in_batch, delta, e.const(0.0))
             e.vstore(delta, scratch, row(layout.delta_row(top, i), t))
 
     def gradient(t: ir.Value, sums_: list, layer: int, pairs: list[tuple[int, int]]) -> list:
@@ -390,53 +379,67 @@ def module_ir(sizes: Sequence[int], activation: str, dtype: str) -> str:
             for (i, j), value in zip(pairs, sums_, strict=True)
         ]
 
+    def delta_below(t: ir.Value, ds: dict[int, ir.Value], layer: int, j: int) -> ir.Value:
+        """The delta of layer ``layer - 1``'s unit j: (W.T delta)_j times the activation's
+        derivative."""
+        back = e.dot([(w(layer, i, j), ds[i]) for i in range(sizes[layer + 1])], None)
+        a = e.vload(scratch, row(layout.activation_row(layer - 1, j), t))
+        if activation == "relu":
+            return e.positive_part(back, a)
+        return b.fmul(b.fsub(e.const(1.0), b.fmul(a, a)), back)
+
     def backward(t: ir.Value, _: list, layer: int, below: range) -> None:
-        """The deltas of layer ``layer - 1``'s units ``below``: W.T delta, times the
-        activation's derivative."""
+        """The deltas of layer ``layer - 1``'s units ``below``, into the scratch."""
         ds = deltas(layer, t, range(sizes[layer + 1]))
         for j in below:
-            back = e.dot([(w(layer, i, j), ds[i]) for i in range(sizes[layer + 1])], None)
-            a = e.vload(scratch, row(layout.activation_row(layer - 1, j), t))
-            if activation == "relu":
-                back = e.positive_part(back, a)
-            else:
-                back = b.fmul(b.fsub(e.const(1.0), b.fmul(a, a)), back)
-            e.vstore(back, scratch, row(layout.delta_row(layer - 1, j), t))
+            e.vstore(delta_below(t, ds, layer, j), scratch, row(layout.delta_row(layer - 1, j), t))
 
-    # the chunk's inputs and targets: whole vectors for a full chunk, else one by one and zeros
-    full = function.append_basic_block("copy.full")
-    short = function.append_basic_block("copy.short")
-    copied = function.append_basic_block("copy.done")
-    b.cbranch(b.icmp_signed("==", n, chunk), full, short)
-    for block, whole in ((full, True), (short, False)):
-        b.position_at_end(block)
-        for source, rows, first in ((x, n_in0, 0), (y, n_out, layout.target_row(0))):
-            for j in range(rows):
-                into = first + j
-                body_ = partial(copy, source=source, j=j, into=into, whole=whole)
-                e.loop(chunk, LANES if whole else 1, body_)
-        b.branch(copied)
-    b.position_at_end(copied)
-    # the passes run over the chunk's samples rounded up to whole vectors: a bound LLVM cannot
-    # see keeps it from unrolling them whole, which spills their sums out of the registers
-    span = b.and_(b.add(n, e.int(LANES - 1)), e.int(-LANES))
+    def backward_to_gradient(t: ir.Value, sums_: list, below: range) -> list:
+        """The first layer's deltas for its units ``below``, straight into the sums of their
+        weight gradient: sums for (unit, input) pairs, the bias last, unit by unit."""
+        ds = deltas(1, t, range(sizes[2]))
+        ins = inputs(0, t, range(n_in0))
+        following = iter(sums_)
+        out = []
+        for j in below:
+            delta = delta_below(t, ds, 1, j)
+            out += [e.fma(delta, ins[k], next(following)) for k in range(n_in0)]
+            out.append(b.fadd(next(following), delta))
+        return out
+
+    # the chunk's inputs and targets; then the passes, bounded by n (LLVM, not knowing it,
+    # does not unroll them whole, which would spill their sums out of the registers)
+    for source, rows, first in ((x, n_in0, 0), (y, n_out, layout.target_row(0))):
+        for j in range(rows):
+            e.loop(n, LANES, partial(copy, source=source, j=j, into=first + j))
+
     for layer in range(top):
         for units in _blocks(sizes[layer + 1], BLOCK):
-            e.loop(span, LANES, partial(forward, layer=layer, units=units))
-    e.loop(span, LANES, output)
-    for layer in range(top, -1, -1):
+            e.loop(n, LANES, partial(forward, layer=layer, units=units))
+    e.loop(n, LANES, output)
+    # the first layer's gradient from its deltas directly, where a block of its units' sums fits
+    direct = top >= 1 and BLOCK // (n_in0 + 1) >= 3
+    for layer in range(top, 0 if direct else -1, -1):
         n_in, n_o = sizes[layer], sizes[layer + 1]
         for units in _blocks(n_o, min(n_o, 8)):
             for columns in _blocks(n_in + 1, max(1, BLOCK // len(units))):  # n_in: the bias
                 pairs = [(i, j) for i in units for j in columns]
                 zeros = [e.const(0.0)] * len(pairs)
-                totals = e.loop(span, LANES, partial(gradient, layer=layer, pairs=pairs), zeros)
+                totals = e.loop(n, LANES, partial(gradient, layer=layer, pairs=pairs), zeros)
                 for (i, j), total in zip(pairs, totals, strict=True):
                     entry = layout.bias(layer, i) if j == n_in else layout.weight(layer, i, j)
                     e.vstore(b.fadd(e.vload(scratch, sums(entry)), total), scratch, sums(entry))
-        if layer > 0:
+        if layer > 1 or (layer == 1 and not direct):
             for below in _blocks(n_in, BLOCK):
-                e.loop(span, LANES, partial(backward, layer=layer, below=below))
+                e.loop(n, LANES, partial(backward, layer=layer, below=below))
+    if direct:
+        for below in _blocks(sizes[1], BLOCK // (n_in0 + 1)):
+            zeros = [e.const(0.0)] * (len(below) * (n_in0 + 1))
+            totals = iter(e.loop(n, LANES, partial(backward_to_gradient, below=below), zeros))
+            for j in below:
+                for entry in [*(layout.weight(0, j, k) for k in range(n_in0)), layout.bias(0, j)]:
+                    total = next(totals)
+                    e.vstore(b.fadd(e.vload(scratch, sums(entry)), total), scratch, sums(entry))
     c0.add_incoming(b.add(c0, chunk), b.block)
     b.branch(head)
 

@@ -105,7 +105,13 @@ def reference_gradient(theta, sizes, activation, x, y):
 @pytest.mark.parametrize("count", [1, 7, 64, 65, 150, 300])
 @pytest.mark.parametrize(
     ("sizes", "activation"),
-    [((2, 20, 3, 1), "relu"), ((4, 6, 5, 3), "tanh"), ((3, 1), "relu"), ((5, 9, 4), "relu")],
+    [
+        ((2, 20, 3, 1), "relu"),
+        ((4, 6, 5, 3), "tanh"),
+        ((3, 1), "relu"),
+        ((5, 9, 4), "relu"),
+        ((13, 8, 3), "tanh"),
+    ],
 )
 def test_batch_gradient(sizes, activation, count, dtype):
     """Batches shorter than a chunk, of one chunk and a sample, and of several (the last
