@@ -349,52 +349,51 @@ def _output_delta(z, y, count, scale, dz, work, bits):
 
 
 @njit(cache=True, nogil=True)
-def _update(theta, grad, first, second, t, args, l2, decay, threshold):
+def _update(
+    theta, grad, first, second, t, optimizer, rate, constants, l2, decay, threshold, has_l1
+):
     """The numpy engine's step on a model's entries, in its order: the L2 gradient, decoupled
     decay, the optimizer, then L1's proximal step. ``l2``, ``decay`` and ``threshold`` hold the
     step's coefficients per entry (:class:`regcore.penalties.StepCoefficients`: 0, 1 and 0
-    where an entry is not penalized); a penalty a model does not have is skipped, as the numpy
-    engine skips it for a pack that does not have it."""
+    where an entry is not penalized, which leave a finite entry as it is, so the loops run
+    without branches and vectorize); ``has_l1``: whether the model has an L1 part. (The
+    settings come one by one, not as :class:`KernelArgs`: a call copies its arguments.)"""
     dtype = theta.dtype.type
-    has_l2, has_decay, has_l1 = False, False, False
-    for e in range(theta.size):
-        has_l2 |= l2[e] != 0.0
-        has_decay |= decay[e] != 1.0
-        has_l1 |= threshold[e] != 0.0
-    optimizer, lr, constants = args.optimizer, dtype(args.learning_rate), args.constants
-    if optimizer == MOMENTUM:
-        beta = dtype(constants[0])
-        rest = dtype(1.0 - constants[0])
+    lr = dtype(rate)
+    n = theta.size
+    if optimizer == GD:
+        for e in range(n):
+            g = grad[e] + l2[e] * theta[e]
+            theta[e] = theta[e] * decay[e] - g * lr
+    elif optimizer == MOMENTUM:
+        beta, rest = dtype(constants[0]), dtype(1.0 - constants[0])
+        for e in range(n):
+            g = grad[e] + l2[e] * theta[e]
+            first[e] = first[e] * beta + g * rest
+            theta[e] = theta[e] * decay[e] - first[e] * lr
     elif optimizer == RMSPROP:
         beta, rest, epsilon = dtype(constants[1]), dtype(1.0 - constants[1]), dtype(constants[2])
-    elif optimizer == ADAM:
+        for e in range(n):
+            g = grad[e] + l2[e] * theta[e]
+            second[e] = second[e] * beta + (g * g) * rest
+            step = g / (dtype(math.sqrt(second[e])) + epsilon) * lr
+            theta[e] = theta[e] * decay[e] - step
+    else:
         beta1, rest1 = dtype(constants[3]), dtype(1.0 - constants[3])
         beta2, rest2, epsilon = dtype(constants[4]), dtype(1.0 - constants[4]), dtype(constants[5])
         bias2 = dtype(1.0 / (1.0 - constants[4] ** t))
-        bias1 = dtype(args.learning_rate / (1.0 - constants[3] ** t))
-    for e in range(theta.size):
-        g = grad[e]
-        value = theta[e]
-        if has_l2:
-            g += l2[e] * value
-        if has_decay:
-            value *= decay[e]
-        if optimizer == GD:
-            value -= g * lr
-        elif optimizer == MOMENTUM:
-            first[e] = first[e] * beta + g * rest
-            value -= first[e] * lr
-        elif optimizer == RMSPROP:
-            second[e] = second[e] * beta + (g * g) * rest
-            value -= g / (dtype(math.sqrt(second[e])) + epsilon) * lr
-        else:
+        bias1 = dtype(rate / (1.0 - constants[3] ** t))
+        for e in range(n):
+            g = grad[e] + l2[e] * theta[e]
             first[e] = first[e] * beta1 + g * rest1
             second[e] = second[e] * beta2 + (g * g) * rest2
-            value -= first[e] / (dtype(math.sqrt(second[e] * bias2)) + epsilon) * bias1
-        if has_l1:
+            step = first[e] / (dtype(math.sqrt(second[e] * bias2)) + epsilon) * bias1
+            theta[e] = theta[e] * decay[e] - step
+    if has_l1:
+        for e in range(n):
+            value = theta[e]
             magnitude = abs(value) - threshold[e]
-            value = math.copysign(0.0 if magnitude <= 0.0 else magnitude, value)  # NaN stays
-        theta[e] = value
+            theta[e] = math.copysign(0.0 if magnitude <= 0.0 else magnitude, value)  # NaN stays
 
 
 # --- per-shape batch kernels, called by address -------------------------------------------------
@@ -473,6 +472,7 @@ def _train_model(k, epochs, args):
     work = np.zeros(4 * width_max, dtype=np.float64)  # exp's and tanh's scratch
     bits = np.zeros(width_max, dtype=np.int64)
     buffers = (z_all, a_all, pre_all, d_all, work, bits, draws)
+    has_l1 = (args.threshold[k] != 0.0).any()
     order = np.arange(m)
     blas = np.zeros(n_layers, dtype=np.bool_)
     for layer in range(n_layers):
@@ -513,10 +513,13 @@ def _train_model(k, epochs, args):
                 first_k,
                 second_k,
                 args.steps[k],
-                args,
+                args.optimizer,
+                args.learning_rate,
+                args.constants,
                 args.l2_over_m[k, last],
                 args.decay_factor[k, last],
                 args.threshold[k, last],
+                has_l1,
             )
 
 
