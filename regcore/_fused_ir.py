@@ -178,9 +178,10 @@ class _Emitter:
         return self.b.call(self.fmuladd, [a, b, c])
 
     def dot(self, pairs: Sequence[tuple[ir.Value, ir.Value]], start: ir.Value | None) -> ir.Value:
-        """``start + sum a * b`` over ``pairs``, as up to :data:`CHAINS` interleaved sums: one
-        sum of many terms waits on its own multiply-adds one after the other."""
-        chains: list[ir.Value | None] = [start] + [None] * (min(CHAINS, len(pairs)) - 1)
+        """``start + sum a * b`` over ``pairs``, as up to :data:`CHAINS` interleaved sums (one
+        per 8 terms): one sum of many terms waits on its multiply-adds one after the other."""
+        count = max(1, min(CHAINS, len(pairs) // 8))  # short sums: extra chains cost more
+        chains: list[ir.Value | None] = [start] + [None] * (count - 1)
         for index, (a, b) in enumerate(pairs):
             k = index % len(chains)
             chains[k] = self.b.fmul(a, b) if chains[k] is None else self.fma(a, b, chains[k])
