@@ -303,9 +303,13 @@ def fit_many(
         est.classes_ = classes
         est.weights_ = result.weights[k]
         est.biases_ = result.biases[k]
-        history = pd.DataFrame(result.histories[k], columns=result.columns)
-        history[metrics.EPOCH] = history[metrics.EPOCH].astype(int)
-        est.history_ = history
+        table = result.histories[k]
+        est.history_ = pd.DataFrame(  # column by column: a frame's setitem costs more
+            {
+                name: table[:, i].astype(int) if name == metrics.EPOCH else table[:, i]
+                for i, name in enumerate(result.columns)
+            }
+        )
         est.diverged_ = result.diverged_at[k] is not None
         if est.diverged_:
             warnings.warn(
