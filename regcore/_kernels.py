@@ -348,7 +348,7 @@ def _output_delta(z, y, count, scale, dz, work, bits):
             dz[i, s] = zero
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _update(
     theta, grad, first, second, t, optimizer, rate, constants, l2, decay, threshold, has_l1
 ):
