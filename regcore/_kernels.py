@@ -435,45 +435,74 @@ def _aligned_zeros(size, like):
     return raw[shift : shift + size]
 
 
+@njit(cache=True, nogil=True)
+def _workspace(models, args):
+    """Buffers for training ``models`` one after the other (sized for the largest; reused: a
+    model's passes write everything they read, and a call's allocations cost more than its
+    first epoch)."""
+    params, sizes = args.params, args.sizes
+    n_layers = sizes.size - 1
+    rows = 0
+    for layer in range(n_layers):
+        rows += sizes[layer + 1]
+    largest, generic, dropout, fused = 1, False, False, False
+    for k in models:
+        largest = max(largest, args.count[k])
+        dropout |= args.keep_prob[k] < 1.0
+        generic |= args.fused == 0 or args.keep_prob[k] < 1.0
+        fused |= args.fused != 0 and args.keep_prob[k] == 1.0
+    batch = min(args.batch, largest)
+    width = padded(batch)
+    hidden = rows - sizes[n_layers]
+    generic_rows = rows * width if generic else 1
+    return (
+        np.zeros(args.block, dtype=params.dtype),  # grad
+        _aligned_zeros(sizes[0] * width, params),  # the batch's inputs
+        _aligned_zeros(sizes[n_layers] * width, params),  # and targets
+        (
+            np.zeros(generic_rows, dtype=params.dtype),  # z
+            np.zeros(generic_rows, dtype=params.dtype),  # a, after any dropout mask
+            np.zeros(generic_rows, dtype=params.dtype),  # a before it (tanh)
+            np.zeros(generic_rows, dtype=params.dtype),  # deltas
+            np.zeros(4 * width, dtype=np.float64),  # exp's and tanh's scratch
+            np.zeros(width, dtype=np.int64),
+            np.zeros(hidden * batch + width if dropout else 1, dtype=np.float64),  # draws
+        ),
+        _aligned_zeros(args.fused_scratch if fused else 1, params),
+        np.arange(largest),  # the sample order
+    )
+
+
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
-def _train_model(k, epochs, args):
+def _train_model(k, epochs, args, workspace):
     """Model ``k``: ``epochs`` epochs on its samples, the columns ``column[k] .. column[k] +
-    count[k]`` of ``x_t`` and ``y_t``."""
+    count[k]`` of ``x_t`` and ``y_t``, in ``workspace`` (:func:`_workspace`)."""
     params, sizes = args.params, args.sizes
     block, x_t, y_t = args.block, args.x_t, args.y_t
     column, m, keep_prob = args.column[k], args.count[k], args.keep_prob[k]
     key, pos = args.keys[k], args.positions[k : k + 1]
+    grad, xb, yb, buffers, scratch, orders = workspace
+    draws = buffers[6]
     dtype = params.dtype.type
     zero = dtype(0.0)
     n_layers = sizes.size - 1
     theta = params[k * block : (k + 1) * block]
     first_k = args.first[k * block : (k + 1) * block]
     second_k = args.second[k * block : (k + 1) * block]
-    grad = np.zeros(block, dtype=params.dtype)
     batch = min(args.batch, m)
-    width_max = padded(batch)
     rows = np.zeros(n_layers + 1, dtype=np.int64)  # where each layer's rows start
     for layer in range(n_layers):
         rows[layer + 1] = rows[layer] + sizes[layer + 1]
     hidden = rows[n_layers - 1]
     n_in0, n_out = sizes[0], sizes[n_layers]
-    xb = _aligned_zeros(n_in0 * width_max, params)
-    yb = _aligned_zeros(n_out * width_max, params)
     dropout = keep_prob < 1.0
     fused = args.fused != 0 and not dropout
-    # the generic passes' buffers, or the fused kernel's scratch
-    rows_all = 1 if fused else rows[n_layers] * width_max
-    z_all = np.zeros(rows_all, dtype=params.dtype)
-    a_all = np.zeros(rows_all, dtype=params.dtype)  # after any dropout mask
-    pre_all = np.zeros(rows_all, dtype=params.dtype)  # before it (tanh)
-    d_all = np.zeros(rows_all, dtype=params.dtype)
-    scratch = _aligned_zeros(args.fused_scratch if fused else 1, params)
-    draws = np.zeros(hidden * batch + width_max if dropout else 1, dtype=np.float64)
-    work = np.zeros(4 * width_max, dtype=np.float64)  # exp's and tanh's scratch
-    bits = np.zeros(width_max, dtype=np.int64)
-    buffers = (z_all, a_all, pre_all, d_all, work, bits, draws)
-    has_l1 = (args.threshold[k] != 0.0).any()
-    order = np.arange(m)
+    has_l1 = False
+    for e in range(block):
+        has_l1 |= args.threshold[k, 0, e] != 0.0
+    order = orders[:m]
+    for s in range(m):
+        order[s] = s
     blas = np.zeros(n_layers, dtype=np.bool_)
     for layer in range(n_layers):
         n_in, n_o = sizes[layer], sizes[layer + 1]
@@ -615,5 +644,6 @@ def train_models(models, epochs, args):
     """Train the models ``models`` (indices) for ``epochs`` epochs, one after the other, on
     :class:`KernelArgs` ``args``; the GIL is released, so threads can train other models at the
     same time."""
+    workspace = _workspace(models, args)
     for k in models:
-        _train_model(k, epochs, args)
+        _train_model(k, epochs, args, workspace)
