@@ -29,7 +29,8 @@ def test_mode_names_the_variable(monkeypatch):
 def test_only_small_networks_get_one(fresh, monkeypatch):
     monkeypatch.setenv("REGCORE_FUSED", "always")
     assert fused.kernel_for((2, 33, 1), "relu", np.float64, 1e12) is None  # a layer too wide
-    assert fused.kernel_for((30, 30, 30, 1), "relu", np.float64, 1e12) is None  # 1830 weights
+    assert fused.kernel_for((30, 20, 1), "relu", np.float64, 1e12) is None  # 600 in a layer
+    assert fused.kernel_for((2, 20, 20, 20, 20, 1), "relu", np.float64, 1e12) is None  # 1260
     assert fused.kernel_for((2, 20, 3, 1), "relu", np.float64, 0) is not None
     monkeypatch.setenv("REGCORE_FUSED", "never")
     assert fused.kernel_for((2, 5, 1), "relu", np.float64, 1e12) is None
