@@ -9,7 +9,9 @@ Layout: every model's parameters are one block of ``S`` entries, layer after lay
 (``(n[l+1], n[l])``, C order) then ``b[l]``; data sets are ``X.T`` ``(n[0], columns)`` and the
 targets one-hot ``(n_out, columns)``, each data set's columns padded to a multiple of 8. Samples
 run innermost, so the loops over them vectorize; layers with many weights (:data:`BLAS_WEIGHTS`)
-call BLAS (numba's ``np.dot``) instead.
+call BLAS (numba's ``np.dot``) instead. Where the network has a fused kernel
+(:mod:`regcore.fused`), a model without dropout runs its batches' passes there instead
+(:func:`_call_fused`), everything else of its epochs here.
 
 Random draws: each model's ``np.random.RandomState`` (MT19937) continues here from its state, with
 numpy's own algorithms: ``random_sample`` (``genrand_res53``) for dropout masks and the legacy

@@ -9,6 +9,10 @@ numpy and freezes diverged models, as with the numpy engine.
 numba compiles the kernels on their first call (about 10 s on 2 cores, once per dtype) and
 caches them on disk beside this module, or in numba's user cache folder where that is read-only;
 a process then loads them in a fraction of a second (:func:`warm_up` does it ahead of need).
+
+Small networks train their batches' forward and backward passes with a kernel built for their
+shape (:mod:`regcore.fused`: 2 to 4x the generic loops), which the generic driver calls by
+address; the rest of an epoch (batches, random draws, penalty, optimizer) is the same code.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ An engine is built from ``(plan, models, stack, rngs, data)`` and offers ``run(e
 stack (otherwise :func:`regcore.training.train` gives each data set a stack of its own).
 
 - ``numpy``: the reference (:mod:`regcore.numpy_engine`).
-- ``compiled``: numba kernels (:mod:`regcore.compiled_engine`), the same arithmetic fused.
+- ``compiled``: numba kernels (:mod:`regcore.compiled_engine`), the same arithmetic fused; small
+  networks' passes run in kernels built for their shape (:mod:`regcore.fused`, as
+  ``REGCORE_FUSED`` says).
 - ``auto`` (the estimators' default): ``compiled`` where it is available and faster, else
   ``numpy`` (see :func:`resolve`).
 

@@ -10,7 +10,7 @@ compute for a batch (the data term's gradient); the generic driver calls it by a
 every model that trains without dropout, and keeps the mini-batches, the optimizer, the
 penalty and the random draws.
 
-A kernel compiles in well under a second for a small network (about 0.4 s for 2-20-3-1, 1.6 s
+A kernel compiles in about a second or less (0.4-0.6 s for 2-20-3-1, 1.6 s
 for 2-20-20-1, on 2 busy cores), once per machine: its object code is kept in
 :func:`kernel_dir`, and a process loads it in milliseconds. ``REGCORE_FUSED`` says when to
 compile:
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from regcore import _fused_ir
+from regcore import _fused_ir, _vector_ir
 
 FUSED_MODES = ("auto", "always", "never")
 #: the widest layer (units), the most weights in a layer and in all a network may have for a
@@ -100,7 +100,7 @@ def _machine():
 @functools.lru_cache(maxsize=1)
 def _digest() -> str:
     """What a kernel's object code depends on besides its shape: the core, LLVM and the IR
-    builder's source."""
+    builders' source."""
     import llvmlite
     import llvmlite.binding as llvm
 
@@ -112,7 +112,7 @@ def _digest() -> str:
             llvm.get_default_triple(),
         ]
     )
-    built_by = Path(_fused_ir.__file__).read_bytes()
+    built_by = b"".join(Path(m.__file__).read_bytes() for m in (_fused_ir, _vector_ir))
     return hashlib.sha256(key.encode() + built_by).hexdigest()[:16]
 
 
