@@ -147,25 +147,31 @@ def _path(sizes: tuple[int, ...], activation: str, dtype: str) -> Path:
     return kernel_dir() / name
 
 
+def _object_code(sizes: tuple[int, ...], activation: str, dtype: str) -> bytes:
+    """A kernel's object code from :func:`kernel_dir`, compiled and kept there first if it is
+    not there yet."""
+    path = _path(sizes, activation, dtype)
+    try:
+        return path.read_bytes()
+    except OSError:
+        code = _compile(sizes, activation, dtype)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        temporary.write_bytes(code)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # a read-only cache: the kernel serves this process only
+    return code
+
+
 def compile_kernel(sizes: Sequence[int], activation: str, dtype: str) -> FusedKernel:
-    """The fused kernel of a network: its object code from :func:`kernel_dir`, compiled and
-    kept there first if it is not there yet."""
+    """The fused kernel of a network, loaded (and compiled first if it is not on disk)."""
     import llvmlite.binding as llvm
     from numba.core.compiler_lock import global_compiler_lock
 
     sizes = tuple(int(n) for n in sizes)
-    path = _path(sizes, activation, dtype)
-    try:
-        code = path.read_bytes()
-    except OSError:
-        code = _compile(sizes, activation, dtype)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            temporary.write_bytes(code)
-            os.replace(temporary, path)
-        except OSError:
-            pass  # a read-only cache: the kernel serves this process only
+    code = _object_code(sizes, activation, dtype)
     with global_compiler_lock:
         engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _machine())
         engine.add_object_file(llvm.ObjectFileRef.from_data(code))
@@ -210,7 +216,6 @@ def _compile_once(sizes: tuple[int, ...], activation: str, dtype: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if not path.exists():
-                compile_kernel(sizes, activation, dtype)
+            _object_code(sizes, activation, dtype)
     except Exception:  # locked elsewhere, a read-only cache, LLVM's refusal: the generic kernel
         return
