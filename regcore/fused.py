@@ -34,6 +34,7 @@ import hashlib
 import itertools
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from regcore import _fused_ir, _vector_ir
+from regcore.engines import CompiledEngineWarning
+from regcore.messages import first_line
 
 FUSED_MODES = ("auto", "always", "never")
 #: the widest layer (units), the most weights in a layer and in all a network may have for a
@@ -198,12 +201,28 @@ def kernel_for(
     with _lock:
         if key not in _chosen:
             ready = how == "always" or work >= COMPILE_WORK or _path(*key).exists()
-            _chosen[key] = compile_kernel(*key) if ready else None
+            _chosen[key] = _loaded(key) if ready else None
         chosen = _chosen[key]
         if chosen is None and work >= BACKGROUND_WORK and key not in _started:
             _started.add(key)
             threading.Thread(target=_compile_once, args=key, daemon=True).start()
     return chosen
+
+
+def _loaded(key: tuple) -> FusedKernel | None:
+    """The kernel of ``key``, or None, with a warning, where it cannot be built or loaded (the
+    generic kernels train the network)."""
+    try:
+        return compile_kernel(*key)
+    except Exception as error:  # LLVM's errors: all mean "not here"
+        sizes, activation, dtype = key
+        warnings.warn(
+            f"regcore: no fused kernel for {'-'.join(map(str, sizes))} {activation} {dtype} "
+            f"({first_line(error, with_type=True, limit=200)}); the generic kernels train it",
+            CompiledEngineWarning,
+            stacklevel=4,
+        )
+        return None
 
 
 def _compile_once(sizes: tuple[int, ...], activation: str, dtype: str) -> None:

@@ -66,6 +66,26 @@ def test_a_mid_size_training_compiles_in_the_background(fresh, monkeypatch):
     assert len(started) == 1
 
 
+def test_a_kernel_that_cannot_be_built_leaves_the_generic_one(fresh, monkeypatch):
+    from regcore import RegularizedClassifier
+    from regcore.engines import CompiledEngineWarning
+
+    def refuse(*key):
+        raise RuntimeError("LLVM ERROR: no\nmore lines")
+
+    monkeypatch.setattr(fused, "_compile", refuse)
+    monkeypatch.setenv("REGCORE_FUSED", "always")
+    message = r"no fused kernel for 2-5-1 relu float64 \(RuntimeError: LLVM ERROR: no\)"
+    with pytest.warns(CompiledEngineWarning, match=message):
+        clf = RegularizedClassifier(
+            hidden_layer_sizes=(5,), epochs=20, engine="compiled", random_state=0
+        )
+        clf.fit(np.random.RandomState(0).randn(30, 2), np.arange(30) % 2)
+    reference = RegularizedClassifier(**{**clf.get_params(), "engine": "numpy"})
+    reference.fit(np.random.RandomState(0).randn(30, 2), np.arange(30) % 2)
+    np.testing.assert_allclose(clf.weights_[0], reference.weights_[0], rtol=0, atol=1e-12)
+
+
 class _Now:
     """A thread that runs its target when started."""
 
