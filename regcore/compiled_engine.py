@@ -202,7 +202,7 @@ class CompiledEngine:
             work = 3.0 * weights * float(counts.sum()) * plan.epochs
             kernel = fused.kernel_for(sizes, plan.activation, plan.dtype, work)
             if kernel is not None:
-                self.fused = kernel  # keeps the kernel alive while its address is in use
+                self.fused_kernel = kernel  # alive while its address is in use
                 self.args = self.args._replace(fused=kernel.address, fused_scratch=kernel.scratch)
 
     def _models(self) -> Array:
