@@ -13,12 +13,17 @@ Cases:
 1. ``single``: one fit against scikit-learn's ``MLPClassifier`` as plain gradient descent
    (:func:`bench.baselines.gradient_descent_mlp`): all 300 moons (noise 0.3, standardized), a
    2-20-3-1 ReLU network, full-batch GD (lr 0.3), ``lam = alpha = 0.7``, 2000 epochs; regsweep
-   on its default engine (compiled). Goal: 6x. Two more rows time the compiled engine's first
-   call in a new Python process (``warm_up(float64)``): with the kernels in numba's disk cache,
-   and with an empty cache (``NUMBA_CACHE_DIR``: the compile a fresh install pays once).
+   on its default engine (compiled, with the fused kernel of case ``many``). Goal: 6x. Two more
+   rows time the compiled engine's first call in a new Python process (``warm_up(float64)``):
+   with the kernels in numba's disk cache, and with an empty cache (``NUMBA_CACHE_DIR``: the
+   compile a fresh install pays once).
 2. ``many``: ``fit_many`` of 16 lambdas (``logspace(-3, 1, 16)``) against 16 ``MLPClassifier``
    fits of the same network and epochs, on one core each (``n_jobs=1``, one BLAS thread), and on
-   two (``fit_many(n_jobs=2)`` against ``joblib.Parallel(n_jobs=2)``). Goal: 30x.
+   two (``fit_many(n_jobs=2)`` against ``joblib.Parallel(n_jobs=2)``), with the network's fused
+   kernel (:mod:`regcore.fused`) on disk. Goal: 30x. Then the one-core ratio with the generic
+   kernels only (``REGCORE_FUSED=never``), and two timings in a new Python: the fused kernel's
+   compile into an empty kernel folder (once per machine and shape) and its load from disk
+   (every later process).
 3. ``hardware``: ``fit_many``'s achieved GFLOP/s (2-64-64-1, 16 models, one core) against a
    large matrix product's on the same core, in float64 and float32. Goal: 60%.
 4. ``sweep``: ``configs/bench.yaml`` end to end (``sweeps run``: local Ray, MLflow on SQLite,

@@ -118,8 +118,11 @@ def _first_calls(repeats: int, empty_cache: bool) -> dict[str, Any]:
 
 def case_single_fit(quick: bool) -> list[Row]:
     """One fit against ``MLPClassifier``, then the compiled engine's first call in a process."""
+    from regcore import fused
+
     X, y = all_moons()
     epochs = 500 if quick else 2000
+    fused.compile_kernel((2, 20, 3, 1), "relu", "float64")  # on disk, as in case ``many``
     result = interleaved(
         lambda: fit_sklearn_mlp(X, y, (20, 3), 0.7, epochs),
         lambda: regcore_net((20, 3), 0.7, epochs).fit(X, y),
@@ -134,7 +137,8 @@ def case_single_fit(quick: bool) -> list[Row]:
             "single",
             "single fit vs MLPClassifier",
             "ratio",
-            f"2-20-3-1 relu, {epochs} epochs, {len(y)} samples, full-batch GD, engine auto",
+            f"2-20-3-1 relu, {epochs} epochs, {len(y)} samples, full-batch GD, engine auto "
+            "(its fused kernel)",
             goal("speedup", ">= 6x", at_least=6),
             **result,
         ),
@@ -158,17 +162,56 @@ def case_single_fit(quick: bool) -> list[Row]:
 
 # --- 2. fit_many against separate fits ---------------------------------------------------------
 
+#: a new Python's import of regcore.fused (and numba, which the compiled engine has loaded by
+#: then), then its first fused kernel (seconds of each)
+FUSED_FIRST_CALL = """\
+import time
+started = time.perf_counter()
+import numba.core.compiler_lock
+from regcore import fused
+imported = time.perf_counter()
+fused.compile_kernel((2, 20, 3, 1), "relu", "float64")
+print(imported - started, time.perf_counter() - imported)
+"""
+
+
+def _fused_first_calls(repeats: int, empty: bool) -> dict[str, Any]:
+    """The bench network's fused kernel in a new Python: compiled into an empty kernel folder
+    (``empty``), or loaded from the one it is kept in."""
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="regsweep-kernels-") as folder:
+            env = dict(os.environ)
+            if empty:
+                env["REGCORE_KERNEL_DIR"] = folder
+            done = subprocess.run(
+                [sys.executable, "-c", FUSED_FIRST_CALL],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+        if done.returncode != 0:
+            raise RuntimeError(f"compile_kernel failed:\n{done.stdout}\n{done.stderr}")
+        times.append(float(done.stdout.split()[-1]))
+    return spread(times)
+
 
 def case_fit_many(quick: bool) -> list[Row]:
-    """``fit_many`` of 16 lambdas against 16 ``MLPClassifier`` fits, on one core and on two."""
+    """``fit_many`` of 16 lambdas against 16 ``MLPClassifier`` fits, on one core and on two;
+    the same on one core with the generic kernels only; and what the fused kernel costs the
+    first time (its compile, once per machine) and in every new process (its load)."""
     from joblib import Parallel, delayed
     from threadpoolctl import threadpool_limits
 
-    from regcore import fit_many
+    from regcore import fit_many, fused
 
     X, y = all_moons()
     epochs = 300 if quick else 2000
     repeats = 3 if quick else 5
+    # the kernel the rows below train with, on disk as a sweep's trials find it (its cost: the
+    # last two rows)
+    fused.compile_kernel((2, 20, 3, 1), "relu", "float64")
 
     def mlp_fits(n_jobs: int) -> None:
         if n_jobs == 1:
@@ -178,31 +221,63 @@ def case_fit_many(quick: bool) -> list[Row]:
             fit = delayed(fit_sklearn_mlp)
             Parallel(n_jobs=n_jobs)(fit(X, y, (20, 3), lam, epochs) for lam in LAMBDAS)
 
-    def regcore_fits(n_jobs: int) -> None:
-        fit_many([regcore_net((20, 3), lam, epochs, n_jobs=n_jobs) for lam in LAMBDAS], X, y)
+    def regcore_fits(n_jobs: int, kernels: str = "auto") -> None:
+        previous = os.environ.get("REGCORE_FUSED")
+        os.environ["REGCORE_FUSED"] = kernels
+        try:
+            fit_many([regcore_net((20, 3), lam, epochs, n_jobs=n_jobs) for lam in LAMBDAS], X, y)
+        finally:
+            if previous is None:
+                del os.environ["REGCORE_FUSED"]
+            else:
+                os.environ["REGCORE_FUSED"] = previous
 
     with threadpool_limits(1):
         one = interleaved(lambda: mlp_fits(1), lambda: regcore_fits(1), repeats, warm=True)
+        generic = interleaved(
+            lambda: mlp_fits(1), lambda: regcore_fits(1, "never"), repeats, warm=True
+        )
     two = interleaved(lambda: mlp_fits(2), lambda: regcore_fits(2), repeats, warm=True)
     model_epochs = len(LAMBDAS) * epochs
     rows = []
-    for cores, result, against in (
-        (1, one, "a loop, one BLAS thread"),
-        (2, two, "joblib.Parallel(n_jobs=2), one BLAS thread per worker"),
+    for cores, result, against, kernels in (
+        (1, one, "a loop, one BLAS thread", "fused kernel"),
+        (2, two, "joblib.Parallel(n_jobs=2), one BLAS thread per worker", "fused kernel"),
+        (1, generic, "a loop, one BLAS thread", "generic kernels only (REGCORE_FUSED=never)"),
     ):
+        name = f"fit_many(16) vs 16 MLPClassifier, {cores} core{'s' if cores > 1 else ''}"
         rows.append(
             row(
                 "many",
-                f"fit_many(16) vs 16 MLPClassifier, {cores} core{'s' if cores > 1 else ''}",
+                name if result is not generic else "fit_many(16), generic kernels, 1 core",
                 "ratio",
-                f"2-20-3-1 relu, 16 lambdas, {epochs} epochs; n_jobs={cores} against {against}; "
-                f"{model_epochs / result['candidate_s']:,.0f} model-epochs/s",
-                goal("speedup", ">= 30x", at_least=30),
+                f"2-20-3-1 relu, 16 lambdas, {epochs} epochs, {kernels}; n_jobs={cores} against "
+                f"{against}; {model_epochs / result['candidate_s']:,.0f} model-epochs/s",
+                goal("speedup", ">= 30x", at_least=30) if result is not generic else None,
                 model_epochs=model_epochs,
                 model_epochs_per_s=model_epochs / result["candidate_s"],
                 **result,
             )
         )
+    where = "compile_kernel((2, 20, 3, 1), 'relu', 'float64') in a new Python"
+    rows.append(
+        row(
+            "many",
+            "fused kernel, first compile",
+            "timing",
+            f"{where}, REGCORE_KERNEL_DIR empty: what a machine pays once per network shape",
+            **_fused_first_calls(2 if quick else 5, empty=True),
+        )
+    )
+    rows.append(
+        row(
+            "many",
+            "fused kernel, first call in a process",
+            "timing",
+            f"{where}, its object code on disk (as every later process finds it)",
+            **_fused_first_calls(2 if quick else 5, empty=False),
+        )
+    )
     return rows
 
 

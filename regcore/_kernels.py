@@ -9,7 +9,9 @@ Layout: every model's parameters are one block of ``S`` entries, layer after lay
 (``(n[l+1], n[l])``, C order) then ``b[l]``; data sets are ``X.T`` ``(n[0], columns)`` and the
 targets one-hot ``(n_out, columns)``, each data set's columns padded to a multiple of 8. Samples
 run innermost, so the loops over them vectorize; layers with many weights (:data:`BLAS_WEIGHTS`)
-call BLAS (numba's ``np.dot``) instead.
+call BLAS (numba's ``np.dot``) instead. Where the network has a fused kernel
+(:mod:`regcore.fused`), a model without dropout runs its batches' passes there instead
+(:func:`_call_fused`), everything else of its epochs here.
 
 Random draws: each model's ``np.random.RandomState`` (MT19937) continues here from its state, with
 numpy's own algorithms: ``random_sample`` (``genrand_res53``) for dropout masks and the legacy
@@ -20,10 +22,13 @@ afterwards, so the draws are the ones the numpy engine makes.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 # LLVM vectorizes a loop over several row views only after run-time checks that they do not
 # overlap; its default limit on those checks (8) leaves most of these loops scalar. A process
@@ -35,14 +40,70 @@ for _option in (
 ):
     llvm.set_option("regcore", _option)
 
-# codes of the settings the kernels branch on
-RELU, TANH = 0, 1
-GD, MOMENTUM, RMSPROP, ADAM = 0, 1, 2, 3
+#: codes of the settings the kernels branch on, by the names regcore's tables use (numba
+#: compiles the kernels against these values: this is the one place they are written)
+ACTIVATION_CODES = {"relu": 0, "tanh": 1}
+OPTIMIZER_CODES = {"gd": 0, "momentum": 1, "rmsprop": 2, "adam": 3}
+RELU, TANH = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"]
+GD, MOMENTUM = OPTIMIZER_CODES["gd"], OPTIMIZER_CODES["momentum"]
+RMSPROP, ADAM = OPTIMIZER_CODES["rmsprop"], OPTIMIZER_CODES["adam"]
 #: a layer multiplies with BLAS when it has this many weights and is this wide on both sides;
 #: smaller ones run the loops here (measured: BLAS calls cost more than they save below)
 BLAS_WEIGHTS, BLAS_SIDE = 256, 8
 
 _FLAGS = {"nsz", "contract", "reassoc", "arcp"}  # no nnan/ninf: divergence must stay visible
+
+
+class KernelArgs(NamedTuple):
+    """Everything a training call reads, in one value (built by
+    :func:`regcore.compiled_engine.kernel_arguments`). ``K`` models, ``S`` parameters each.
+
+    Shared by the models: ``activation`` and ``optimizer`` (codes), ``learning_rate``,
+    ``constants`` (the optimizers' betas and epsilons, :data:`regcore.compiled_engine.
+    OPTIMIZER_CONSTANTS`: an argument rather than globals, which numba would freeze into its
+    disk cache when they live in another module), ``batch`` (mini-batch size), the layout
+    (``sizes`` ``n[0..L]``; ``starts_w``, ``starts_b``: where ``W[l]`` and ``b[l]`` start in a
+    model's block of ``block`` entries), ``fused`` (the address of the network's fused batch
+    kernel, :mod:`regcore.fused`, or 0) and ``fused_scratch`` (the entries of scratch it needs).
+
+    State, updated in place: ``params``, ``first``, ``second`` (K * S: parameters and the
+    optimizer's moments), ``steps`` (K: updates so far); ``keys`` (K, 624) and ``positions``
+    (K) hold each model's MT19937 generator.
+
+    Data: ``x_t`` (n[0], columns) and ``y_t`` (n_out, columns), each data set's columns once;
+    model ``k`` trains on ``count[k]`` columns from ``column[k]``.
+
+    Per model: ``keep_prob`` (1 without dropout) and the step's penalty coefficients
+    :class:`regcore.penalties.StepCoefficients` per entry (``l2_over_m``, ``decay_factor``,
+    ``threshold``), each (K, 2, S): ``[k, 0]`` for full batches, ``[k, 1]`` for a smaller
+    last batch.
+    """
+
+    activation: int
+    optimizer: int
+    learning_rate: float
+    constants: np.ndarray
+    batch: int
+    sizes: np.ndarray
+    starts_w: np.ndarray
+    starts_b: np.ndarray
+    block: int
+    fused: int
+    fused_scratch: int
+    params: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    steps: np.ndarray
+    keys: np.ndarray
+    positions: np.ndarray
+    x_t: np.ndarray
+    y_t: np.ndarray
+    column: np.ndarray
+    count: np.ndarray
+    keep_prob: np.ndarray
+    l2_over_m: np.ndarray
+    decay_factor: np.ndarray
+    threshold: np.ndarray
 
 
 @njit(cache=True, nogil=True)
@@ -289,112 +350,167 @@ def _output_delta(z, y, count, scale, dz, work, bits):
             dz[i, s] = zero
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _update(
-    theta, grad, first, second, t, optimizer, lr, constants, l2, decay, threshold, penalized
+    theta, grad, first, second, t, optimizer, rate, constants, l2, decay, threshold, has_l1
 ):
-    """The numpy engine's step on a run of entries: the L2 gradient, decoupled decay, the
-    optimizer, then L1's proximal step (the penalties only where ``penalized``).
-
-    ``constants``: the optimizers' betas and epsilons (:data:`regcore.compiled_engine.
-    OPTIMIZER_CONSTANTS`), an argument rather than globals, which numba would freeze into its
-    disk cache when they live in another module."""
+    """The numpy engine's step on a model's entries, in its order: the L2 gradient, decoupled
+    decay, the optimizer, then L1's proximal step. ``l2``, ``decay`` and ``threshold`` hold the
+    step's coefficients per entry (:class:`regcore.penalties.StepCoefficients`: 0, 1 and 0
+    where an entry is not penalized, which leave a finite entry as it is, so the loops run
+    without branches and vectorize); ``has_l1``: whether the model has an L1 part. (The
+    settings come one by one, not as :class:`KernelArgs`: a call copies its arguments.)"""
     dtype = theta.dtype.type
-    momentum_beta, rmsprop_beta, rmsprop_epsilon = constants[0], constants[1], constants[2]
-    adam_beta1, adam_beta2, adam_epsilon = constants[3], constants[4], constants[5]
-    bias1, bias2 = 1.0 / (1.0 - adam_beta2**t), lr / (1.0 - adam_beta1**t)
-    for e in range(theta.size):
-        g = grad[e]
-        value = theta[e]
-        if penalized and l2 != 0.0:
-            g += dtype(l2) * value
-        if penalized and decay != 1.0:
-            value *= dtype(decay)
-        if optimizer == GD:
-            value -= g * dtype(lr)
-        elif optimizer == MOMENTUM:
-            first[e] = first[e] * dtype(momentum_beta) + g * dtype(1.0 - momentum_beta)
-            value -= first[e] * dtype(lr)
-        elif optimizer == RMSPROP:
-            second[e] = second[e] * dtype(rmsprop_beta) + (g * g) * dtype(1.0 - rmsprop_beta)
-            value -= g / (dtype(math.sqrt(second[e])) + dtype(rmsprop_epsilon)) * dtype(lr)
-        else:
-            first[e] = first[e] * dtype(adam_beta1) + g * dtype(1.0 - adam_beta1)
-            second[e] = second[e] * dtype(adam_beta2) + (g * g) * dtype(1.0 - adam_beta2)
-            denominator = dtype(math.sqrt(second[e] * dtype(bias1))) + dtype(adam_epsilon)
-            value -= first[e] / denominator * dtype(bias2)
-        if penalized and threshold != 0.0:
-            magnitude = abs(value) - dtype(threshold)
-            value = math.copysign(magnitude if magnitude > 0.0 else 0.0, value)
-        theta[e] = value
+    lr = dtype(rate)
+    n = theta.size
+    if optimizer == GD:
+        for e in range(n):
+            g = grad[e] + l2[e] * theta[e]
+            theta[e] = theta[e] * decay[e] - g * lr
+    elif optimizer == MOMENTUM:
+        beta, rest = dtype(constants[0]), dtype(1.0 - constants[0])
+        for e in range(n):
+            g = grad[e] + l2[e] * theta[e]
+            first[e] = first[e] * beta + g * rest
+            theta[e] = theta[e] * decay[e] - first[e] * lr
+    elif optimizer == RMSPROP:
+        beta, rest, epsilon = dtype(constants[1]), dtype(1.0 - constants[1]), dtype(constants[2])
+        for e in range(n):
+            g = grad[e] + l2[e] * theta[e]
+            second[e] = second[e] * beta + (g * g) * rest
+            step = g / (dtype(math.sqrt(second[e])) + epsilon) * lr
+            theta[e] = theta[e] * decay[e] - step
+    else:
+        beta1, rest1 = dtype(constants[3]), dtype(1.0 - constants[3])
+        beta2, rest2, epsilon = dtype(constants[4]), dtype(1.0 - constants[4]), dtype(constants[5])
+        bias2 = dtype(1.0 / (1.0 - constants[4] ** t))
+        bias1 = dtype(rate / (1.0 - constants[3] ** t))
+        for e in range(n):
+            g = grad[e] + l2[e] * theta[e]
+            first[e] = first[e] * beta1 + g * rest1
+            second[e] = second[e] * beta2 + (g * g) * rest2
+            step = first[e] / (dtype(math.sqrt(second[e] * bias2)) + epsilon) * bias1
+            theta[e] = theta[e] * decay[e] - step
+    if has_l1:
+        for e in range(n):
+            value = theta[e]
+            magnitude = abs(value) - threshold[e]
+            theta[e] = math.copysign(0.0 if magnitude <= 0.0 else magnitude, value)  # NaN stays
+
+
+# --- per-shape batch kernels, called by address -------------------------------------------------
+
+
+@intrinsic
+def _call_fused(typingctx, address, theta, grad, x, y, width, count, scratch):
+    """Call the batch kernel at ``address`` (a numba ``cfunc`` of :mod:`regcore.fused`, C
+    signature ``void(T* theta, T* grad, T* x, T* y, int64 width, int64 count, T* scratch)``):
+    the arrays go as their data pointers."""
+    sig = types.void(address, theta, grad, x, y, width, count, scratch)
+
+    def codegen(context, builder, signature, args):
+        arrays = (1, 2, 3, 4, 7)
+        values = []
+        for i, value in enumerate(args[1:], start=1):
+            if i in arrays:
+                array = context.make_array(signature.args[i])(context, builder, value)
+                values.append(array.data)
+            else:
+                values.append(value)
+        function = ir.FunctionType(ir.VoidType(), [value.type for value in values])
+        pointer = builder.inttoptr(args[0], function.as_pointer())
+        builder.call(pointer, values)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 # --- one model, all its epochs ------------------------------------------------------------------
 
 
+@njit(cache=True, nogil=True)
+def _aligned_zeros(size, like):
+    """Zeros of ``like``'s dtype starting on a 64-byte boundary (a cache line): vectors that
+    straddle two lines load at half speed (measured: the fused kernel 25% slower)."""
+    raw = np.zeros(size + 64 // like.itemsize, dtype=like.dtype)
+    shift = (-raw.ctypes.data % 64) // like.itemsize
+    return raw[shift : shift + size]
+
+
+@njit(cache=True, nogil=True)
+def _workspace(models, args):
+    """Buffers for training ``models`` one after the other (sized for the largest; reused: a
+    model's passes write everything they read, and a call's allocations cost more than its
+    first epoch)."""
+    params, sizes = args.params, args.sizes
+    n_layers = sizes.size - 1
+    rows = 0
+    for layer in range(n_layers):
+        rows += sizes[layer + 1]
+    largest, generic, dropout, fused = 1, False, False, False
+    for k in models:
+        largest = max(largest, args.count[k])
+        dropout |= args.keep_prob[k] < 1.0
+        generic |= args.fused == 0 or args.keep_prob[k] < 1.0
+        fused |= args.fused != 0 and args.keep_prob[k] == 1.0
+    batch = min(args.batch, largest)
+    width = padded(batch)
+    hidden = rows - sizes[n_layers]
+    generic_rows = rows * width if generic else 1
+    return (
+        np.zeros(args.block, dtype=params.dtype),  # grad
+        _aligned_zeros(sizes[0] * width, params),  # the batch's inputs
+        _aligned_zeros(sizes[n_layers] * width, params),  # and targets
+        (
+            np.zeros(generic_rows, dtype=params.dtype),  # z
+            np.zeros(generic_rows, dtype=params.dtype),  # a, after any dropout mask
+            np.zeros(generic_rows, dtype=params.dtype),  # a before it (tanh)
+            np.zeros(generic_rows, dtype=params.dtype),  # deltas
+            np.zeros(4 * width, dtype=np.float64),  # exp's and tanh's scratch
+            np.zeros(width, dtype=np.int64),
+            np.zeros(hidden * batch + width if dropout else 1, dtype=np.float64),  # draws
+        ),
+        _aligned_zeros(args.fused_scratch if fused else 1, params),
+        np.arange(largest),  # the sample order
+    )
+
+
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
-def _train_model(
-    k,
-    epochs,
-    params,
-    first,
-    second,
-    steps,
-    sizes,
-    starts_w,
-    starts_b,
-    block,
-    activation,
-    optimizer,
-    lr,
-    constants,
-    x_t,
-    y_t,
-    column,
-    m,
-    batch,
-    l2,
-    l1,
-    decay,
-    bias_on,
-    keep_prob,
-    key,
-    pos,
-):
-    """Model ``k``: ``epochs`` epochs on its samples, the columns ``column .. column + m`` of
-    ``x_t`` and ``y_t``."""
+def _train_model(k, epochs, args, workspace):
+    """Model ``k``: ``epochs`` epochs on its samples, the columns ``column[k] .. column[k] +
+    count[k]`` of ``x_t`` and ``y_t``, in ``workspace`` (:func:`_workspace`)."""
+    params, sizes = args.params, args.sizes
+    block, x_t, y_t = args.block, args.x_t, args.y_t
+    column, m, keep_prob = args.column[k], args.count[k], args.keep_prob[k]
+    key, pos = args.keys[k], args.positions[k : k + 1]
+    grad, xb, yb, buffers, scratch, orders = workspace
+    draws = buffers[6]
     dtype = params.dtype.type
-    zero, one = dtype(0.0), dtype(1.0)
+    zero = dtype(0.0)
     n_layers = sizes.size - 1
     theta = params[k * block : (k + 1) * block]
-    first_k = first[k * block : (k + 1) * block]
-    second_k = second[k * block : (k + 1) * block]
-    grad = np.zeros(block, dtype=params.dtype)
-    batch = min(batch, m)
-    width_max = padded(batch)
+    first_k = args.first[k * block : (k + 1) * block]
+    second_k = args.second[k * block : (k + 1) * block]
+    batch = min(args.batch, m)
     rows = np.zeros(n_layers + 1, dtype=np.int64)  # where each layer's rows start
     for layer in range(n_layers):
         rows[layer + 1] = rows[layer] + sizes[layer + 1]
     hidden = rows[n_layers - 1]
     n_in0, n_out = sizes[0], sizes[n_layers]
-    xb = np.zeros(n_in0 * width_max, dtype=params.dtype)
-    yb = np.zeros(n_out * width_max, dtype=params.dtype)
-    z_all = np.zeros(rows[n_layers] * width_max, dtype=params.dtype)
-    a_all = np.zeros(rows[n_layers] * width_max, dtype=params.dtype)  # after any dropout mask
-    pre_all = np.zeros(rows[n_layers] * width_max, dtype=params.dtype)  # before it (tanh)
-    d_all = np.zeros(rows[n_layers] * width_max, dtype=params.dtype)
     dropout = keep_prob < 1.0
-    keep = dtype(1.0 / keep_prob)
-    draws = np.zeros(hidden * batch + width_max if dropout else 1, dtype=np.float64)
-    work = np.zeros(4 * width_max, dtype=np.float64)  # exp's and tanh's scratch
-    bits = np.zeros(width_max, dtype=np.int64)
-    order = np.arange(m)
+    fused = args.fused != 0 and not dropout
+    has_l1 = False
+    for e in range(block):
+        has_l1 |= args.threshold[k, 0, e] != 0.0
+    order = orders[:m]
+    for s in range(m):
+        order[s] = s
     blas = np.zeros(n_layers, dtype=np.bool_)
     for layer in range(n_layers):
         n_in, n_o = sizes[layer], sizes[layer + 1]
         blas[layer] = n_in * n_o >= BLAS_WEIGHTS and min(n_in, n_o) >= BLAS_SIDE
 
-    for _ in range(epochs):
+    for epoch in range(epochs):
         if batch < m:
             permutation(key, pos, order)
         for b0 in range(0, m, batch):
@@ -402,161 +518,134 @@ def _train_model(
             width = padded(count)
             x = xb[: n_in0 * width].reshape((n_in0, width))
             y = yb[: n_out * width].reshape((n_out, width))
-            for f in range(n_in0):
-                for s in range(count):
-                    x[f, s] = x_t[f, column + order[b0 + s]]
-                for s in range(count, width):
-                    x[f, s] = zero
-            for i in range(n_out):
-                for s in range(count):
-                    y[i, s] = y_t[i, column + order[b0 + s]]
-            if dropout:
-                fill_uniform(key, pos, draws[: hidden * count])
-            # forward
-            a_in = x
-            for layer in range(n_layers):
-                n_in, n_o = sizes[layer], sizes[layer + 1]
-                w = theta[starts_w[layer] : starts_w[layer] + n_o * n_in].reshape((n_o, n_in))
-                b = theta[starts_b[layer] : starts_b[layer] + n_o]
-                lo, hi = rows[layer] * width, rows[layer + 1] * width
-                z = z_all[lo:hi].reshape((n_o, width))
-                _forward(w, b, a_in, z, blas[layer])
-                if layer == n_layers - 1:
-                    break
-                a = a_all[lo:hi].reshape((n_o, width))
-                pre = pre_all[lo:hi].reshape((n_o, width))
-                for i in range(n_o):
-                    zi, ai, pi = z[i], a[i], pre[i]
-                    if activation == RELU:
-                        for s in range(width):
-                            v = zi[s]
-                            ai[s] = v if v > zero else zero
-                    else:
-                        _tanh(zi, ai, work[:width], work[width : 2 * width], bits)
-                    if dropout:
-                        start = (rows[layer] + i) * count
-                        for s in range(width):
-                            pi[s] = ai[s]
-                            ai[s] = ai[s] * (keep if draws[start + s] < keep_prob else zero)
-                a_in = a
-            # backward
-            top = n_layers - 1
-            lo, hi = rows[top] * width, rows[top + 1] * width
-            d = d_all[lo:hi].reshape((n_out, width))
-            z_top = z_all[lo:hi].reshape((n_out, width))
-            _output_delta(z_top, y, count, dtype(1.0 / count), d, work, bits)
-            for layer in range(top, -1, -1):
-                n_in, n_o = sizes[layer], sizes[layer + 1]
-                sw, sb = starts_w[layer], starts_b[layer]
-                w = theta[sw : sw + n_o * n_in].reshape((n_o, n_in))
-                gw = grad[sw : sw + n_o * n_in].reshape((n_o, n_in))
-                if layer == 0:
-                    a_in = x
-                else:
-                    below = rows[layer - 1] * width
-                    a_in = a_all[below : below + n_in * width].reshape((n_in, width))
-                _weight_gradient(d, a_in, gw, grad[sb : sb + n_o], blas[layer], zero)
-                if layer == 0:
-                    break
-                d_in = d_all[below : below + n_in * width].reshape((n_in, width))
-                _input_gradient(w, d, d_in, blas[layer])
-                z_in = z_all[below : below + n_in * width].reshape((n_in, width))
-                a_mask = pre_all if dropout else a_all
-                a_val = a_mask[below : below + n_in * width].reshape((n_in, width))
-                for j in range(n_in):
-                    dj = d_in[j]
-                    if dropout:
-                        start = (rows[layer - 1] + j) * count
-                        for s in range(width):
-                            dj[s] = dj[s] * (keep if draws[start + s] < keep_prob else zero)
-                    if activation == RELU:
-                        zj = z_in[j]
-                        for s in range(width):
-                            dj[s] = dj[s] if zj[s] > zero else zero
-                    else:
-                        aj = a_val[j]
-                        for s in range(width):
-                            dj[s] = (one - aj[s] * aj[s]) * dj[s]
-                d = d_in
+            if epoch == 0 or batch < m:  # a full batch is the same every epoch
+                for f in range(n_in0):
+                    for s in range(count):
+                        x[f, s] = x_t[f, column + order[b0 + s]]
+                    for s in range(count, width):
+                        x[f, s] = zero
+                for i in range(n_out):
+                    for s in range(count):
+                        y[i, s] = y_t[i, column + order[b0 + s]]
+            if fused:
+                _call_fused(args.fused, theta, grad, x, y, width, count, scratch)
+            else:
+                if dropout:
+                    fill_uniform(key, pos, draws[: hidden * count])
+                _forward_backward(
+                    theta, grad, x, y, count, width, keep_prob, args, rows, blas, buffers
+                )
             # update
-            steps[k] += 1
-            scale = 1.0 / count
-            for layer in range(n_layers):
-                sw, sb = starts_w[layer], starts_b[layer]
-                for lo, hi, penalized in ((sw, sb, True), (sb, sb + sizes[layer + 1], bias_on)):
-                    _update(
-                        theta[lo:hi],
-                        grad[lo:hi],
-                        first_k[lo:hi],
-                        second_k[lo:hi],
-                        steps[k],
-                        optimizer,
-                        lr,
-                        constants,
-                        l2 * scale,
-                        1.0 - lr * decay * scale,
-                        lr * l1 * scale,
-                        penalized,
-                    )
+            args.steps[k] += 1
+            last = 1 if count < batch else 0
+            _update(
+                theta,
+                grad,
+                first_k,
+                second_k,
+                args.steps[k],
+                args.optimizer,
+                args.learning_rate,
+                args.constants,
+                args.l2_over_m[k, last],
+                args.decay_factor[k, last],
+                args.threshold[k, last],
+                has_l1,
+            )
+
+
+@njit(cache=True, nogil=True, fastmath=_FLAGS)
+def _forward_backward(theta, grad, x, y, count, width, keep_prob, args, rows, blas, buffers):
+    """The batch's forward and backward passes, layer by layer (any network): ``grad`` becomes
+    the gradient of the batch's data term. ``x`` (n[0], width) and ``y`` (n_out, width) hold
+    the batch's ``count`` samples, zero beyond; ``rows[l]``: where layer l's rows start in the
+    ``buffers``' activations; ``blas[l]``: whether layer l multiplies with BLAS."""
+    z_all, a_all, pre_all, d_all, work, bits, draws = buffers
+    sizes, starts_w, starts_b, activation = (
+        args.sizes,
+        args.starts_w,
+        args.starts_b,
+        args.activation,
+    )
+    dtype = theta.dtype.type
+    zero, one = dtype(0.0), dtype(1.0)
+    dropout = keep_prob < 1.0
+    keep = dtype(1.0 / keep_prob)
+    n_layers = sizes.size - 1
+    n_out = sizes[n_layers]
+    # forward
+    a_in = x
+    for layer in range(n_layers):
+        n_in, n_o = sizes[layer], sizes[layer + 1]
+        w = theta[starts_w[layer] : starts_w[layer] + n_o * n_in].reshape((n_o, n_in))
+        b = theta[starts_b[layer] : starts_b[layer] + n_o]
+        lo, hi = rows[layer] * width, rows[layer + 1] * width
+        z = z_all[lo:hi].reshape((n_o, width))
+        _forward(w, b, a_in, z, blas[layer])
+        if layer == n_layers - 1:
+            break
+        a = a_all[lo:hi].reshape((n_o, width))
+        pre = pre_all[lo:hi].reshape((n_o, width))
+        for i in range(n_o):
+            zi, ai, pi = z[i], a[i], pre[i]
+            if activation == RELU:
+                for s in range(width):
+                    v = zi[s]
+                    ai[s] = v if v > zero else zero
+            else:
+                _tanh(zi, ai, work[:width], work[width : 2 * width], bits)
+            if dropout:
+                start = (rows[layer] + i) * count
+                for s in range(width):
+                    pi[s] = ai[s]
+                    ai[s] = ai[s] * (keep if draws[start + s] < keep_prob else zero)
+        a_in = a
+    # backward
+    top = n_layers - 1
+    lo, hi = rows[top] * width, rows[top + 1] * width
+    d = d_all[lo:hi].reshape((n_out, width))
+    z_top = z_all[lo:hi].reshape((n_out, width))
+    _output_delta(z_top, y, count, dtype(1.0 / count), d, work, bits)
+    for layer in range(top, -1, -1):
+        n_in, n_o = sizes[layer], sizes[layer + 1]
+        sw, sb = starts_w[layer], starts_b[layer]
+        w = theta[sw : sw + n_o * n_in].reshape((n_o, n_in))
+        gw = grad[sw : sw + n_o * n_in].reshape((n_o, n_in))
+        if layer == 0:
+            a_in = x
+        else:
+            below = rows[layer - 1] * width
+            a_in = a_all[below : below + n_in * width].reshape((n_in, width))
+        _weight_gradient(d, a_in, gw, grad[sb : sb + n_o], blas[layer], zero)
+        if layer == 0:
+            break
+        d_in = d_all[below : below + n_in * width].reshape((n_in, width))
+        _input_gradient(w, d, d_in, blas[layer])
+        z_in = z_all[below : below + n_in * width].reshape((n_in, width))
+        a_mask = pre_all if dropout else a_all
+        a_val = a_mask[below : below + n_in * width].reshape((n_in, width))
+        for j in range(n_in):
+            dj = d_in[j]
+            if dropout:
+                start = (rows[layer - 1] + j) * count
+                for s in range(width):
+                    dj[s] = dj[s] * (keep if draws[start + s] < keep_prob else zero)
+            if activation == RELU:
+                zj = z_in[j]
+                for s in range(width):
+                    dj[s] = dj[s] if zj[s] > zero else zero
+            else:
+                aj = a_val[j]
+                for s in range(width):
+                    dj[s] = (one - aj[s] * aj[s]) * dj[s]
+        d = d_in
 
 
 @njit(cache=True, nogil=True)
-def train_models(
-    models,
-    epochs,
-    params,
-    first,
-    second,
-    steps,
-    sizes,
-    starts_w,
-    starts_b,
-    block,
-    activation,
-    optimizer,
-    lr,
-    constants,
-    x_t,
-    y_t,
-    columns,
-    counts,
-    batch,
-    l2,
-    l1,
-    decay,
-    bias_on,
-    keep_prob,
-    keys,
-    positions,
-):
-    """Train the models ``models`` (indices) for ``epochs`` epochs, one after the other; the GIL
-    is released, so threads can train other models at the same time."""
+def train_models(models, epochs, args):
+    """Train the models ``models`` (indices) for ``epochs`` epochs, one after the other, on
+    :class:`KernelArgs` ``args``; the GIL is released, so threads can train other models at the
+    same time."""
+    workspace = _workspace(models, args)
     for k in models:
-        _train_model(
-            k,
-            epochs,
-            params,
-            first,
-            second,
-            steps,
-            sizes,
-            starts_w,
-            starts_b,
-            block,
-            activation,
-            optimizer,
-            lr,
-            constants,
-            x_t,
-            y_t,
-            columns[k],
-            counts[k],
-            batch,
-            l2[k],
-            l1[k],
-            decay[k],
-            bias_on[k],
-            keep_prob[k],
-            keys[k],
-            positions[k : k + 1],
-        )
+        _train_model(k, epochs, args, workspace)

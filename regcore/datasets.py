@@ -31,7 +31,7 @@ from sklearn import datasets as sk_datasets
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
-from regcore._validation import plain
+from regcore.messages import plain
 from regcore.tables import (
     MAX_CATEGORIES,
     Columns,

@@ -5,7 +5,9 @@ An engine is built from ``(plan, models, stack, rngs, data)`` and offers ``run(e
 stack (otherwise :func:`regcore.training.train` gives each data set a stack of its own).
 
 - ``numpy``: the reference (:mod:`regcore.numpy_engine`).
-- ``compiled``: numba kernels (:mod:`regcore.compiled_engine`), the same arithmetic fused.
+- ``compiled``: numba kernels (:mod:`regcore.compiled_engine`), the same arithmetic fused; small
+  networks' passes run in kernels built for their shape (:mod:`regcore.fused`, as
+  ``REGCORE_FUSED`` says).
 - ``auto`` (the estimators' default): ``compiled`` where it is available and faster, else
   ``numpy`` (see :func:`resolve`).
 
@@ -22,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from regcore.messages import first_line
 from regcore.numpy_engine import NumpyEngine
 from regcore.training_plan import TrainingPlan
 
@@ -50,8 +53,6 @@ def compiled_available(dtype: str) -> bool:
 
         warm_up(np.dtype(dtype))
     except Exception as error:  # ImportError, numba's and LLVM's errors: all mean "not here"
-        from regcore._validation import first_line  # it imports this module's ENGINE_NAMES
-
         reason = first_line(error, with_type=True, limit=200)
         warnings.warn(
             f"regcore: the compiled engine is not available ({reason}); using the numpy engine",

@@ -14,28 +14,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from regcore import metrics
-from regcore._validation import check_parameters, dtype_of, plain
+from regcore import metrics, parameters
+from regcore._validation import check_parameters, dtype_of
 from regcore.losses import data_loss, n_outputs, one_hot_targets, output_activation
+from regcore.messages import plain
 from regcore.network import ParameterStack, forward_logits
 from regcore.training import penalty_entries, penalty_value, train
 from regcore.training_plan import ModelSettings, TrainingData, TrainingPlan
 
 Array = np.ndarray
-
-#: parameters that every estimator of one ``fit_many`` call must share
-SHARED_PARAMETERS = (
-    "hidden_layer_sizes",
-    "activation",
-    "optimizer",
-    "learning_rate",
-    "batch_size",
-    "epochs",
-    "log_every",
-    "dtype",
-    "engine",
-    "n_jobs",
-)
 
 
 class DivergenceWarning(RuntimeWarning):
@@ -43,7 +30,7 @@ class DivergenceWarning(RuntimeWarning):
 
 
 class RegularizedClassifier(ClassifierMixin, BaseEstimator):
-    """Logistic regression or an L-layer network, trained with the lecture's regularization.
+    __doc__ = f"""Logistic regression or an L-layer network with the lecture's regularization.
 
     The objective is ``J = (1/m) sum_i L(yhat_i, y_i) + penalty`` with cross-entropy ``L``
     (sigmoid output for two classes, softmax for more) and the penalties of
@@ -51,47 +38,7 @@ class RegularizedClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=()
-        Units per hidden layer; empty for logistic regression.
-    activation : {"relu", "tanh"}, default="relu"
-        Hidden-unit activation.
-    penalty : {"none", "l2", "l1", "elasticnet", "dropout", "weight_decay"}, default="l2"
-        ``weight_decay`` is decoupled decay ``W := W - lr (lam/m) W_old - lr step`` applied
-        outside the optimizer (equal to ``l2`` under ``gd``). ``dropout`` is inverted dropout
-        on hidden layers with ``keep_prob``; it adds no weight penalty (``lam`` unused).
-    lam : float, default=1.0
-        Regularization strength lambda (>= 0). Unused by ``none`` and ``dropout``.
-    l1_ratio : float, default=0.5
-        Elastic net mix: ``l1_ratio`` of ``lam`` goes to L1, the rest to L2.
-    keep_prob : float, default=0.8
-        Dropout keep probability in (0, 1]; used only by ``penalty="dropout"``.
-    penalize_bias : bool, default=False
-        Penalize (or decay) the biases too.
-    optimizer : {"gd", "momentum", "rmsprop", "adam"}, default="gd"
-    learning_rate : float, default=0.1
-    batch_size : int or None, default=None
-        Mini-batch size; None (or a size >= n_samples) trains on the full batch. On
-        mini-batches the samples are reshuffled every epoch and each step minimizes the batch's
-        J, whose penalty has ``m`` = the batch size (the contract): the penalty weighs
-        ``n_samples / batch_size`` times more than on the full batch. ``history_``'s
-        ``train_cost`` and ``cost()`` are J on the whole set given (``m`` = its size).
-    epochs : int, default=1000
-        Passes over the training set (one update per epoch on the full batch).
-    init : {"he", "xavier"}, default="he"
-        ``W = randn(n[l], n[l-1]) * sqrt(2 / n[l-1])`` (he) or ``sqrt(1 / n[l-1])`` (xavier).
-    log_every : int, default=100
-        History rows at epoch 0, every ``log_every`` epochs and at the end.
-    random_state : int, RandomState or None, default=None
-        Seed of ``np.random.RandomState`` for initialization, shuffling and dropout masks.
-    dtype : {"float64", "float32"}, default="float64"
-        Working precision; float32 is faster, float64 is exact to the last digits.
-    engine : {"auto", "numpy", "compiled"}, default="auto"
-        What runs the training epochs: ``numpy`` (the reference) or ``compiled`` (numba
-        kernels, the same arithmetic fused); ``auto`` picks the compiled engine where it is
-        available (see :mod:`regcore.engines`). Both end within rounding of each other.
-    n_jobs : int or None, default=None
-        Threads ``fit_many`` trains models on at once with the compiled engine (scikit-learn's
-        convention: None is 1, -1 all cores).
+{parameters.numpydoc()}
 
     Attributes
     ----------
@@ -108,6 +55,8 @@ class RegularizedClassifier(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
     """
 
+    # the defaults are regcore.parameters' (a test holds them equal): scikit-learn reads the
+    # parameters from this signature, so it stays written out
     def __init__(
         self,
         hidden_layer_sizes: tuple[int, ...] = (),
@@ -248,7 +197,7 @@ def _check_pack(estimators: Sequence[RegularizedClassifier]) -> None:
         check_parameters(est.get_params(), owner)
     first = estimators[0]
     for i, est in enumerate(estimators[1:], start=1):
-        for name in SHARED_PARAMETERS:
+        for name in parameters.SHARED:
             a, b = getattr(first, name), getattr(est, name)
             if name == "hidden_layer_sizes":
                 same = tuple(a) == tuple(b)
@@ -274,10 +223,9 @@ def fit_many(
 ) -> list[RegularizedClassifier]:
     """Train several estimators of one architecture together, as stacked arrays.
 
-    The estimators must share ``hidden_layer_sizes``, ``activation``, ``optimizer``,
-    ``learning_rate``, ``batch_size``, ``epochs``, ``log_every`` and ``dtype``; they may differ
-    in ``penalty``, ``lam``, ``l1_ratio``, ``keep_prob``, ``penalize_bias``, ``init`` and
-    ``random_state``. Each ends as its own ``fit`` would leave it (to rounding).
+    The estimators may differ in the parameters that :mod:`regcore.parameters` marks
+    ``per_model`` (``penalty``, ``lam``, ``l1_ratio``, ``keep_prob``, ``penalize_bias``, ``init``,
+    ``random_state``) and must share the others. Each ends as its own ``fit`` would leave it.
 
     They train on one data set (``X``, ``y``, ``X_dev``, ``y_dev``), or each on its own
     (``data``), for example the folds of a cross-validation: data sets may differ in size but
@@ -355,9 +303,13 @@ def fit_many(
         est.classes_ = classes
         est.weights_ = result.weights[k]
         est.biases_ = result.biases[k]
-        history = pd.DataFrame(result.histories[k], columns=result.columns)
-        history[metrics.EPOCH] = history[metrics.EPOCH].astype(int)
-        est.history_ = history
+        table = result.histories[k]
+        est.history_ = pd.DataFrame(  # column by column: a frame's setitem costs more
+            {
+                name: table[:, i].astype(int) if name == metrics.EPOCH else table[:, i]
+                for i, name in enumerate(result.columns)
+            }
+        )
         est.diverged_ = result.diverged_at[k] is not None
         if est.diverged_:
             warnings.warn(

@@ -11,6 +11,7 @@ A single model is simply ``K = 1``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -62,13 +63,13 @@ class ParameterStack:
             (n_models, fan_out, fan_in + 1)
             for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:], strict=True)
         ]
-        self.size = sum(int(np.prod(shape)) for shape in shapes)
+        self.size = sum(math.prod(shape) for shape in shapes)
         self.flat = np.zeros(self.size, dtype=dtype) if flat is None else flat
         self.layers: list[Array] = []
         offset = 0
         for shape in shapes:
-            self.layers.append(self.flat[offset : offset + int(np.prod(shape))].reshape(shape))
-            offset += int(np.prod(shape))
+            self.layers.append(self.flat[offset : offset + math.prod(shape)].reshape(shape))
+            offset += math.prod(shape)
         self.W: list[Array] = [block[..., :-1] for block in self.layers]  # (K, n[l], n[l-1])
         self.b: list[Array] = [block[..., -1:] for block in self.layers]  # (K, n[l], 1)
 
@@ -158,7 +159,12 @@ def initialize(stack: ParameterStack, k: int, rng: np.random.RandomState, init: 
         b[k] = 0.0
 
 
-def forward_logits(stack: ParameterStack, x_t: Array, activation: str) -> list[Array]:
+def forward_logits(
+    stack: ParameterStack,
+    x_t: Array,
+    activation: str,
+    out: tuple[list[Array], list[Array]] | None = None,
+) -> list[Array]:
     """Pre-activations of every layer on shared inputs, without dropout (evaluation).
 
     Parameters
@@ -167,6 +173,9 @@ def forward_logits(stack: ParameterStack, x_t: Array, activation: str) -> list[A
     x_t : ndarray of shape (n[0], m)
         Inputs with samples in columns.
     activation : {"relu", "tanh"}
+    out : (list of ndarray, list of ndarray), optional
+        Buffers to write into instead of allocating (:func:`evaluation_buffers`): the
+        pre-activations and the hidden activations.
 
     Returns
     -------
@@ -174,15 +183,26 @@ def forward_logits(stack: ParameterStack, x_t: Array, activation: str) -> list[A
         ``Z[1], ..., Z[L]``; the last entry holds the output logits.
     """
     act = ACTIVATIONS[activation]
-    zs = []
+    zs, hidden = out if out is not None else ([], [])
     a = x_t
     for layer, (w, b) in enumerate(zip(stack.W, stack.b, strict=True)):
-        z = np.matmul(w, a)
+        if out is None:
+            zs.append(np.matmul(w, a))
+        else:
+            np.matmul(w, a, out=zs[layer])
+        z = zs[layer]
         z += b
-        zs.append(z)
         if layer < stack.n_layers - 1:
-            a = act(z)
+            a = act(z) if out is None else act(z, out=hidden[layer])
     return zs
+
+
+def evaluation_buffers(stack: ParameterStack, m: int) -> tuple[list[Array], list[Array]]:
+    """Buffers for :func:`forward_logits` of ``stack`` on ``m`` samples: each layer's
+    pre-activations ``(K, n[l+1], m)`` and each hidden layer's activations."""
+    shapes = [(stack.n_models, n, m) for n in stack.layer_sizes[1:]]
+    dtype = stack.flat.dtype
+    return [np.empty(s, dtype) for s in shapes], [np.empty(s, dtype) for s in shapes[:-1]]
 
 
 def with_ones_column(x: Array) -> Array:

@@ -16,7 +16,7 @@ import numpy as np
 from regcore.losses import one_hot_targets
 from regcore.network import ParameterStack, Workspace, with_ones_column
 from regcore.optimizers import OPTIMIZERS
-from regcore.penalties import PenaltyVectors, add_l2_gradient, soft_threshold
+from regcore.penalties import PenaltyVectors, StepCoefficients, add_l2_gradient, soft_threshold
 from regcore.training_plan import ModelSettings, TrainingData, TrainingPlan
 
 Array = np.ndarray
@@ -107,19 +107,16 @@ class NumpyEngine:
         copied into ``x`` and ``y`` before each pass."""
         if m in self._cache:
             return self._cache[m]
-        plan, lr, penalties, stack = self.plan, self.plan.learning_rate, self.penalties, self.stack
+        plan, penalties, stack = self.plan, self.penalties, self.stack
         k = stack.n_models
         workspace = Workspace(plan.layer_sizes, k, m, plan.dtype, plan.activation, self.dropout)
+        l2_over_m, decay_factor, threshold = StepCoefficients.of(
+            penalties, plan.learning_rate, m
+        ).entries(stack)
         buffers: dict = {
-            "l2_over_m": penalties.entries(stack, penalties.l2) / m if penalties.has_l2 else None,
-            "decay_factor": (
-                1.0 - lr * penalties.entries(stack, penalties.decay) / m
-                if penalties.has_decay
-                else None
-            ),
-            "threshold": (
-                lr * penalties.entries(stack, penalties.l1) / m if penalties.has_l1 else None
-            ),
+            "l2_over_m": l2_over_m if penalties.has_l2 else None,
+            "decay_factor": decay_factor if penalties.has_decay else None,
+            "threshold": threshold if penalties.has_l1 else None,
             "masks": None,
         }
         if self.dropout:

@@ -20,7 +20,9 @@ lecture's reason for the name); under momentum or Adam they differ (decoupled de
 
 Every penalty reduces to three coefficients per model, so K models with different penalties are
 trained together: ``l2`` (in J and in the gradient), ``l1`` (in J, applied by the proximal step)
-and ``decay`` (in J as an L2 term, applied by decoupled decay).
+and ``decay`` (in J as an L2 term, applied by decoupled decay). What one training step applies,
+with the batch's ``m`` and the learning rate folded in, is :class:`StepCoefficients`: both
+engines read it, so the scaling is written here only.
 """
 
 from __future__ import annotations
@@ -124,6 +126,47 @@ class PenaltyVectors:
         return self.entries(stack, self.l2 + self.decay), self.entries(stack, self.l1)
 
 
+@dataclass(frozen=True)
+class StepCoefficients:
+    """What one training step on a batch of ``m`` samples applies to each of K models, in the
+    order the step applies them (each of shape (K,); on a model's biases only where ``bias``):
+
+    1. ``grad += l2_over_m * W``: the L2 gradient ``(lam/m) W`` (l2, elastic net's L2 part);
+    2. ``W *= decay_factor``, from the weights before the step: ``1 - lr lam/m`` (weight decay);
+    3. the optimizer's step;
+    4. ``W := sign(W) max(|W| - threshold, 0)``: L1's proximal step, ``threshold = lr lam/m``.
+
+    ``m`` is the batch's size: the training set's on the full batch (the contract).
+    """
+
+    l2_over_m: Array
+    decay_factor: Array
+    threshold: Array
+    bias: Array
+
+    @classmethod
+    def of(
+        cls, penalties: PenaltyVectors, learning_rate: float, m: int | Array
+    ) -> StepCoefficients:
+        """The coefficients for batches of ``m`` samples (one size for all, or one per model)."""
+        return cls(
+            l2_over_m=penalties.l2 / m,
+            decay_factor=1.0 - learning_rate * penalties.decay / m,
+            threshold=learning_rate * penalties.l1 / m,
+            bias=penalties.bias.astype(bool),
+        )
+
+    def entries(self, stack: ParameterStack) -> tuple[Array, Array, Array]:
+        """``(l2_over_m, decay_factor, threshold)`` spread over every entry of ``stack``: flat
+        vectors shaped like ``stack.flat``, holding each model's value (or the value that
+        leaves an entry alone: 0, 1, 0, on the biases of models that do not penalize them)."""
+        return (
+            stack.per_entry(self.l2_over_m, np.where(self.bias, self.l2_over_m, 0.0)),
+            stack.per_entry(self.decay_factor, np.where(self.bias, self.decay_factor, 1.0)),
+            stack.per_entry(self.threshold, np.where(self.bias, self.threshold, 0.0)),
+        )
+
+
 # --- cost and gradient terms, side by side -------------------------------------------------
 # Arguments are flat parameter vectors and per-entry coefficient vectors of the same shape
 # (zero on unpenalized entries), so one call serves K models with different penalties.
@@ -138,15 +181,6 @@ def penalty_cost_terms(
     per model to get J's penalty part.
     """
     return sq_coef * np.square(theta) / (2.0 * m), abs_coef * np.abs(theta) / m
-
-
-def penalty_gradient(theta: Array, sq_coef: Array, abs_coef: Array, m: int) -> Array:
-    """Entry-wise gradient of the penalty cost: ``sq_coef/m * theta + abs_coef/m * sign(theta)``.
-
-    The exact gradient of J's penalty part wherever no weight is exactly zero (used by the
-    gradient check; training applies the L1 part by the proximal step instead).
-    """
-    return (sq_coef * theta + abs_coef * np.sign(theta)) / m
 
 
 def add_l2_gradient(grad: Array, theta: Array, l2_over_m: Array, scratch: Array) -> None:

@@ -34,7 +34,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from regcore._validation import first_line
+from regcore.messages import first_line
 
 Array = np.ndarray
 

@@ -19,7 +19,7 @@ import numpy as np
 from regcore import metrics
 from regcore.engines import engine_class, resolve
 from regcore.losses import data_loss, error_rate, one_hot_targets
-from regcore.network import ParameterStack, forward_logits, initialize
+from regcore.network import ParameterStack, evaluation_buffers, forward_logits, initialize
 from regcore.penalties import PenaltyVectors, penalty_cost_terms
 from regcore.training_plan import ModelSettings, TrainingData, TrainingPlan
 
@@ -121,20 +121,29 @@ class _Diagnostics:
         self.columns = metrics.history_columns(stack.n_layers, has_dev=self.has_dev, tanh=self.tanh)
         self.sq_coef, self.abs_coef = penalty_entries(stack, models)
         self.n_weights = sum(w[0].size for w in stack.W)
+        self.buffers: dict[tuple[int, str], tuple[list[Array], list[Array]]] = {}
+
+    def _forward(self, group: ParameterStack, index: int, part: str, x_t: Array) -> list[Array]:
+        """forward_logits into buffers kept from one row to the next (allocating them anew
+        cost more than the products)."""
+        if (index, part) not in self.buffers:
+            self.buffers[index, part] = evaluation_buffers(group, x_t.shape[1])
+        return forward_logits(group, x_t, self.plan.activation, self.buffers[index, part])
 
     def __call__(self) -> Array:
         """Values of ``columns[1:]``, shape ``(len(columns) - 1, K)``."""
         stack = self.stack
         out = np.empty((len(self.columns) - 1, stack.n_models))
         penalty_sums = penalty_value(stack, self.sq_coef, self.abs_coef, 1)
-        for indices, x_t, y_index, targets, x_dev_t, y_dev_index, dev_targets in self.groups:
+        for index, group_data in enumerate(self.groups):
+            indices, x_t, y_index, targets, x_dev_t, y_dev_index, dev_targets = group_data
             group = stack if len(indices) == stack.n_models else stack.subset(indices)
-            zs = forward_logits(group, x_t, self.plan.activation)
+            zs = self._forward(group, index, "train", x_t)
             loss = data_loss(zs[-1], targets)
             penalty = penalty_sums[indices] / y_index.shape[0]
             rows = [loss + penalty, loss, penalty, error_rate(zs[-1], y_index)]
             if self.has_dev:
-                zs_dev = forward_logits(group, x_dev_t, self.plan.activation)
+                zs_dev = self._forward(group, index, "dev", x_dev_t)
                 rows += [data_loss(zs_dev[-1], dev_targets), error_rate(zs_dev[-1], y_dev_index)]
             rows += [np.sqrt(np.square(w).sum(axis=(1, 2))) for w in group.W]
             rows += [np.abs(w).sum(axis=(1, 2)) for w in group.W]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 
-from regcore._validation import first_line
+from regcore.messages import first_line
 
 __all__ = ["DiskFull", "SweepError", "UsageError", "env_number", "first_line"]
 

@@ -18,19 +18,14 @@ import numpy as np
 from pydantic import BeforeValidator, Field
 
 from regcore import metrics
-from regcore._validation import DTYPES
-from regcore.activations import ACTIVATIONS
-from regcore.engines import ENGINE_NAMES
-from regcore.network import INIT_SCALES
-from regcore.optimizers import OPTIMIZERS
-from regcore.penalties import PENALTIES
+from regcore.parameters import PARAMETERS
 
 #: what a sweep may select lambda by (``select:``), each with the training-set metric its rise is
 #: decomposed against (:mod:`sweeps.analysis.curves`)
 SELECTION = {metrics.DEV_COST: metrics.TRAIN_LOSS, metrics.DEV_ERROR: metrics.TRAIN_ERROR}
 
 #: the penalties, in the order the lecture (and every report) takes them
-PENALTY_NAMES = tuple(PENALTIES)
+PENALTY_NAMES = PARAMETERS["penalty"].constraint.choices
 
 
 def _whole(value: Any) -> Any:
@@ -41,7 +36,6 @@ def _whole(value: Any) -> Any:
 Integer = Annotated[int, BeforeValidator(_whole)]
 NonNegativeInt = Annotated[Integer, Field(ge=0)]
 PositiveInt = Annotated[Integer, Field(ge=1)]
-PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 
 
 @dataclass(frozen=True)
@@ -88,6 +82,30 @@ def _choice(names: tuple[str, ...]) -> Any:
     return Literal[names]  # type: ignore[valid-type]
 
 
+def _choices(name: str) -> tuple[str, ...]:
+    return PARAMETERS[name].constraint.choices
+
+
+def _field(name: str) -> tuple[Any, Any]:
+    """The ``model`` section's field for a regcore parameter: the type and default regcore's
+    table declares, as pydantic reads them."""
+    parameter = PARAMETERS[name]
+    rule = parameter.constraint
+    if rule.kind is bool:
+        annotation = bool
+    elif hasattr(rule, "choices"):
+        annotation = _choice(rule.choices)
+    else:
+        bounds = {("gt" if rule.low_open else "ge"): rule.low, "le": rule.high}
+        if rule.kind is int:
+            annotation = Annotated[Integer, Field(**bounds)]
+        else:
+            annotation = Annotated[float, Field(**bounds, allow_inf_nan=False)]
+        if rule.allow_none:
+            annotation = annotation | None
+    return annotation, parameter.default
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "penalty", str, PENALTY_NAMES, on_point=True, estimator="penalty", param=True, role="curve"
@@ -100,41 +118,35 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "activation",
         str,
-        tuple(ACTIVATIONS),
-        field=(_choice(tuple(ACTIVATIONS)), "relu"),
+        _choices("activation"),
+        field=_field("activation"),
         estimator="activation",
         param=True,
     ),
     Setting(
         "optimizer",
         str,
-        tuple(OPTIMIZERS),
-        field=(_choice(tuple(OPTIMIZERS)), "gd"),
+        _choices("optimizer"),
+        field=_field("optimizer"),
         estimator="optimizer",
         param=True,
     ),
     Setting(
-        "learning_rate", float, field=(PositiveFloat, 0.1), estimator="learning_rate", param=True
+        "learning_rate", float, field=_field("learning_rate"), estimator="learning_rate", param=True
     ),
-    Setting("epochs", int, field=(PositiveInt, 1000), estimator="epochs", param=True),
-    Setting(
-        "batch_size", int, field=(PositiveInt | None, None), estimator="batch_size", param=True
-    ),
+    Setting("epochs", int, field=_field("epochs"), estimator="epochs", param=True),
+    Setting("batch_size", int, field=_field("batch_size"), estimator="batch_size", param=True),
     Setting("seed", int, on_point=True, estimator="random_state", param=True, role="replicate"),
     Setting("dataset", str, param=True),
     Setting("fold", int, on_point=True, param=True, role="replicate", missing="none"),
     Setting("repeat", int, on_point=True, param=True, role="replicate", missing="none"),
     Setting("n_train", int, param=True),
     Setting("n_dev", int, param=True),
-    Setting(
-        "init", str, tuple(INIT_SCALES), field=(_choice(tuple(INIT_SCALES)), "he"), estimator="init"
-    ),
-    Setting("log_every", int, field=(PositiveInt, 100), estimator="log_every"),
-    Setting("penalize_bias", bool, field=(bool, False), estimator="penalize_bias"),
-    Setting(
-        "dtype", str, tuple(DTYPES), field=(_choice(tuple(DTYPES)), "float64"), estimator="dtype"
-    ),
-    Setting("engine", str, ENGINE_NAMES, field=(_choice(ENGINE_NAMES), "auto"), estimator="engine"),
+    Setting("init", str, _choices("init"), field=_field("init"), estimator="init"),
+    Setting("log_every", int, field=_field("log_every"), estimator="log_every"),
+    Setting("penalize_bias", bool, field=_field("penalize_bias"), estimator="penalize_bias"),
+    Setting("dtype", str, _choices("dtype"), field=_field("dtype"), estimator="dtype"),
+    Setting("engine", str, _choices("engine"), field=_field("engine"), estimator="engine"),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -6,7 +6,9 @@
   everywhere), as on a real cluster.
 - One Ray head (2 CPUs) serves the whole session: tests pass its address to the CLI.
 - ``engine``: the oracle tests of regcore run once per engine (``REGCORE_ENGINE``, which the
-  estimators' ``engine="auto"`` follows).
+  estimators' ``engine="auto"`` follows); on the compiled one, every network small enough for
+  a fused kernel trains with it (``REGCORE_FUSED=always``). Elsewhere the compiled engine keeps
+  its generic kernels (``never``), so that no test depends on what earlier ones compiled.
 """
 
 import os
@@ -21,6 +23,7 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 # MLflow servers start their GenAI job runners (four processes) unless told not to: sweeps use
 # none of them, and on two cores they slow every server the tests start
 os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+os.environ.setdefault("REGCORE_FUSED", "never")
 
 import pytest
 
@@ -31,6 +34,8 @@ from tests.helpers import RayNode, free_port
 def engine(request, monkeypatch):
     """Every estimator of the test trains on this engine."""
     monkeypatch.setenv("REGCORE_ENGINE", request.param)
+    if request.param == "compiled":
+        monkeypatch.setenv("REGCORE_FUSED", "always")
     return request.param
 
 

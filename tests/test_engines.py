@@ -1,6 +1,7 @@
 """The compiled engine against the numpy engine (the reference): the same trainings end within
-rounding of each other, feature by feature and over a long run; where it cannot compile, a
-warning and the numpy engine."""
+rounding of each other, feature by feature and over a long run, with the compiled engine's
+generic kernels and with the fused kernels built for each network's shape; where it cannot
+compile, a warning and the numpy engine."""
 
 import subprocess
 import sys
@@ -24,6 +25,13 @@ PACK = [
 ]
 
 
+@pytest.fixture(params=["generic", "fused"])
+def kernels(request, monkeypatch):
+    """The compiled engine's kernels: generic loops, or fused kernels built for the shape."""
+    monkeypatch.setenv("REGCORE_FUSED", "never" if request.param == "generic" else "always")
+    return request.param
+
+
 def both(estimators, *args, **kwargs):
     """The estimators trained on each engine: (numpy, compiled)."""
     out = []
@@ -38,7 +46,7 @@ def both(estimators, *args, **kwargs):
 @pytest.mark.parametrize("batch_size", [None, 24])
 @pytest.mark.parametrize("optimizer", ["gd", "momentum", "rmsprop", "adam"])
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_every_feature_on_both_engines(activation, optimizer, batch_size, dtype):
+def test_every_feature_on_both_engines(activation, optimizer, batch_size, dtype, kernels):
     data = load_dataset("spirals", n_samples=150, noise=0.2, seed=1)
     shared = dict(
         hidden_layer_sizes=(9, 17),
@@ -82,26 +90,32 @@ def test_every_feature_on_both_engines(activation, optimizer, batch_size, dtype)
     assert any((w == 0).any() for w in compiled_pack[2].weights_)
 
 
-def test_softmax_and_data_of_their_own():
-    digits = load_dataset("digits", seed=0)
-    X, y = digits.X_train, digits.y_train
-    parts = [(X[:500], y[:500], digits.X_dev, digits.y_dev), (X[300:], y[300:])]
+@pytest.mark.parametrize(
+    ("name", "hidden"),
+    [("digits", (32,)), ("wine", (16,))],  # the generic kernel's; a fused one's on wine
+)
+def test_softmax_and_data_of_their_own(kernels, name, hidden):
+    data = load_dataset(name, seed=0)
+    X, y = data.X_train, data.y_train
+    first, second = np.arange(len(y)) % 3 != 2, np.arange(len(y)) % 3 != 0  # of two sizes
+    first[: len(y) // 4] = False
+    parts = [(X[first], y[first], data.X_dev, data.y_dev), (X[second], y[second])]
     estimators = [
-        RegularizedClassifier(hidden_layer_sizes=(32,), lam=1.0, epochs=30, random_state=s)
+        RegularizedClassifier(hidden_layer_sizes=hidden, lam=1.0, epochs=30, random_state=s)
         for s in range(4)
     ]
-    data = [(*parts[0][:2],), (*parts[1],)]
-    numpy_pack, compiled_pack = both(estimators, data=[data[0], data[1], data[0], data[1]])
+    sets = [(*parts[0][:2],), (*parts[1],)]
+    numpy_pack, compiled_pack = both(estimators, data=[sets[0], sets[1], sets[0], sets[1]])
     for reference, compiled in zip(numpy_pack, compiled_pack, strict=True):
         np.testing.assert_allclose(
-            compiled.predict_proba(digits.X_dev),
-            reference.predict_proba(digits.X_dev),
+            compiled.predict_proba(data.X_dev),
+            reference.predict_proba(data.X_dev),
             rtol=0,
             atol=1e-12,
         )
 
 
-def test_thirty_thousand_epochs_agree_to_1e_12():
+def test_thirty_thousand_epochs_agree_to_1e_12(kernels):
     """The 2-20-3-1 relu network on 211 samples: the two engines sum in different orders, and
     30000 epochs of gradient descent keep the difference in the last digits."""
     X, y = make_moons(211, noise=0.3, random_state=0)
@@ -156,3 +170,13 @@ print(repr(float(clf.cost(data.X_train, data.y_train))))
         hidden_layer_sizes=(5,), epochs=50, random_state=0, engine="numpy"
     ).fit(data.X_train, data.y_train)
     assert float(lines[1]) == reference.cost(data.X_train, data.y_train)
+
+
+def test_kernel_codes_name_every_activation_and_optimizer():
+    """The compiled kernels branch on codes; each of regcore's names has one of its own."""
+    from regcore._kernels import ACTIVATION_CODES, OPTIMIZER_CODES
+    from regcore.parameters import PARAMETERS
+
+    for name, codes in (("activation", ACTIVATION_CODES), ("optimizer", OPTIMIZER_CODES)):
+        assert set(codes) == set(PARAMETERS[name].constraint.choices)
+        assert len(set(codes.values())) == len(codes)
