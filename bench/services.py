@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
 
@@ -44,18 +45,34 @@ class PostgresServer:
     """A PostgreSQL cluster of its own on a free loopback port, with a database ``mlflow``.
 
     As root, the server runs as the ``postgres`` system user (PostgreSQL refuses root), in a
-    folder of its own under the system's temporary folder; :meth:`stop` removes it.
+    folder of its own under the system's temporary folder; :meth:`stop` removes it. With a
+    ``password``, connections over TCP must give it (``scram-sha-256``, as the ``postgres``
+    image sets up); without one, loopback is trusted.
     """
 
-    def __init__(self, database: str = "mlflow") -> None:
+    user = "postgres"
+
+    def __init__(self, database: str = "mlflow", password: str | None = None) -> None:
         self.bin = postgres_bin()
         self.folder = Path(tempfile.mkdtemp(prefix="regsweep-pg-"))
         self.data = self.folder / "data"
         self.port = free_port()
         self.database = database
+        self.password = password
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        auth = ["--auth=trust"]
+        if password is not None:
+            secret = self.folder / "pwfile"
+            secret.write_text(password + "\n")
+            secret.chmod(0o600)
+            if os.geteuid() == 0:
+                shutil.chown(secret, "postgres", "postgres")
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}"]
+        try:
+            self._run("initdb", "-D", str(self.data), "-U", self.user, *auth, "-E", "UTF8")
+        finally:
+            (self.folder / "pwfile").unlink(missing_ok=True)
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 "
             f"-c unix_socket_directories={self.folder} -c max_connections=200"
@@ -64,7 +81,10 @@ class PostgresServer:
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w",
             "start",
         )  # fmt: skip
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
+        # over the socket in its folder, which trusts its local users
+        self._run(
+            "createdb", "-h", str(self.folder), "-p", str(self.port), "-U", self.user, database
+        )
 
     def _run(self, tool: str, *args: str) -> None:
         command = [str(self.bin / tool), *args]
@@ -74,7 +94,11 @@ class PostgresServer:
 
     @property
     def uri(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        """The database's URI over TCP, with the password (URL-encoded) if it has one."""
+        login = (
+            self.user if self.password is None else f"{self.user}:{quote(self.password, safe='')}"
+        )
+        return f"postgresql://{login}@127.0.0.1:{self.port}/{self.database}"
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
@@ -94,8 +118,10 @@ class MlflowServer:
         *,
         backend: str | None = None,
         workers: int = 1,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.folder, self.workers = folder, workers
+        self.env = env  # the server's whole environment (default: this process's)
         folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.command = command or [
@@ -125,6 +151,7 @@ class MlflowServer:
         self.process = subprocess.Popen(
             self.command,
             cwd=self.folder,
+            env=self.env,
             stdout=log.open("a"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
