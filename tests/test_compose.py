@@ -431,6 +431,57 @@ def test_the_driver_logs_in_and_writes_to_postgres(stack, tmp_path, ray_head):
     assert "refused the credentials (HTTP 401)" in refused.stderr
 
 
+def change_password(server: MlflowServer, current: str, new: str) -> subprocess.CompletedProcess:
+    """docker/mlflow_password.py as docs/security.md runs it, the new password on stdin."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "MLFLOW_TRACKING_URI": server.uri,
+        "MLFLOW_TRACKING_USERNAME": "admin",
+        "MLFLOW_TRACKING_PASSWORD": current,
+    }
+    return subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "mlflow_password.py")],
+        input=new + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def logs_in(server: MlflowServer, password: str) -> bool:
+    reply = requests.get(
+        f"{server.uri}/api/2.0/mlflow/experiments/search",
+        params={"max_results": 1},
+        auth=("admin", password),
+        timeout=30,
+    )
+    assert reply.status_code in (200, 401), reply.text
+    return reply.status_code == 200
+
+
+@pytest.mark.integration
+def test_the_admin_password_rotates_as_the_security_page_says(stack):
+    """Runs after the tests above that log in with the stack's password; puts it back."""
+    server, env, _ = stack
+    old, new = env["MLFLOW_ADMIN_PASSWORD"], "rotated:p@ss/word%2F"
+    for refused, said in (("too-short", "fewer than 12"), ("password1234", "old default")):
+        result = change_password(server, old, refused)
+        assert result.returncode == 2 and said in result.stderr, result.stderr
+    assert logs_in(server, old)
+    result = change_password(server, old, new)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "MLFLOW_ADMIN_PASSWORD" in result.stdout and "restart mlflow" in result.stdout
+    assert logs_in(server, new)
+    # `docker compose restart mlflow`, .env still holding the old password: that only creates
+    # the admin on a first start, so the new one stands and the old one is refused
+    server.stop()
+    server.start()
+    assert logs_in(server, new) and not logs_in(server, old)
+    assert change_password(server, new, old).returncode == 0  # as the other tests expect
+    assert logs_in(server, old)
+
+
 #: settings the entrypoint refuses, each with the one line it says (a regex)
 BAD_SETTINGS = [
     ({"MLFLOW_ADMIN_PASSWORD": "password1234"}, r"MLFLOW_ADMIN_PASSWORD is 'password1234'"),
