@@ -176,9 +176,11 @@ class MlflowServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mlflow server exited:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
+        self.stop()  # not left running behind the error
         raise TimeoutError(f"mlflow server not answering promptly after {timeout}s")
 
     def stop(self) -> None:
+        """End the server and everything it started (its process group)."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:

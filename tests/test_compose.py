@@ -607,8 +607,15 @@ def test_ctrl_c_twice_stops_at_once_and_resume_still_finishes(tmp_path, ray_head
     still continues. The first Ctrl-C comes while the tracking server is slow (frozen), so the
     driver is still writing results when the second one comes."""
     server = MlflowServer(tmp_path / "server")
+    try:
+        stop_twice_and_resume(tmp_path, ray_head.address, server)
+    finally:
+        server.stop()
+
+
+def stop_twice_and_resume(folder: Path, address: str, server: MlflowServer) -> None:
     config = write_config(
-        tmp_path / "twice.yaml",
+        folder / "twice.yaml",
         {
             "name": "twice",
             # about a second a point: training goes on while the first Ctrl-C comes
@@ -616,10 +623,10 @@ def test_ctrl_c_twice_stops_at_once_and_resume_still_finishes(tmp_path, ray_head
             "execution": {"pack_size": 1, "max_concurrent_trials": 1},
         },
     )
-    uri, common = run_options(tmp_path, ray_head.address, server.uri)
+    uri, common = run_options(folder, address, server.uri)
     common.append("--no-report")
-    log = tmp_path / "driver.log"
-    driver = cli_background("run", str(config), *common, cwd=tmp_path, log=log)
+    log = folder / "driver.log"
+    driver = cli_background("run", str(config), *common, cwd=folder, log=log)
     frozen = False
     try:
         wait_for_text(log, "parent run", driver)
@@ -644,22 +651,19 @@ def test_ctrl_c_twice_stops_at_once_and_resume_still_finishes(tmp_path, ray_head
             driver.wait(timeout=60)
         if frozen:
             os.killpg(server.process.pid, signal.SIGCONT)
-    try:
-        text = log.read_text()
-        assert "Traceback" not in text, text
-        parents, children = sweep_runs(uri)
-        assert [p.info.status for p in parents] == ["RUNNING"]  # not closed: it stopped at once
-        total = len(expand(read_config(str(config))[0]))
-        finished = {c.data.tags["regsweep.key"] for c in children if c.info.status == "FINISHED"}
-        assert 1 <= len(finished) < total
+    text = log.read_text()
+    assert "Traceback" not in text, text
+    parents, children = sweep_runs(uri)
+    assert [p.info.status for p in parents] == ["RUNNING"]  # not closed: it stopped at once
+    total = len(expand(read_config(str(config))[0]))
+    finished = {c.data.tags["regsweep.key"] for c in children if c.info.status == "FINISHED"}
+    assert 1 <= len(finished) < total
 
-        result = cli("run", str(config), "--resume", *common, cwd=tmp_path)
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "resuming:" in result.stdout
-        parents, children = sweep_runs(uri)
-        assert [p.info.status for p in parents] == ["FINISHED"]
-        keys = [c.data.tags["regsweep.key"] for c in children]
-        assert len(keys) == len(set(keys)) == total  # every point once
-        assert {c.info.status for c in children} == {"FINISHED"}
-    finally:
-        server.stop()
+    result = cli("run", str(config), "--resume", *common, cwd=folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resuming:" in result.stdout
+    parents, children = sweep_runs(uri)
+    assert [p.info.status for p in parents] == ["FINISHED"]
+    keys = [c.data.tags["regsweep.key"] for c in children]
+    assert len(keys) == len(set(keys)) == total  # every point once
+    assert {c.info.status for c in children} == {"FINISHED"}
