@@ -108,7 +108,12 @@ class PostgresServer:
 
 class MlflowServer:
     """``mlflow server`` on loopback with proxied artifact storage and a SQLite backend in
-    ``folder`` (or ``backend``, e.g. a :class:`PostgresServer`'s URI)."""
+    ``folder`` (or ``backend``, e.g. a :class:`PostgresServer`'s URI).
+
+    ``command`` and ``env`` replace the command line and the environment (default: this
+    process's); ``auth``, a login, makes readiness mean that logged-in requests are answered
+    promptly (an authenticating server answers 401s long before it can check a password).
+    """
 
     def __init__(
         self,
@@ -119,9 +124,10 @@ class MlflowServer:
         backend: str | None = None,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         self.folder, self.workers = folder, workers
-        self.env = env  # the server's whole environment (default: this process's)
+        self.env, self.auth = env, auth
         folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.command = command or [
@@ -156,6 +162,13 @@ class MlflowServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        try:
+            self._wait_until_ready(log, timeout)
+        except BaseException:  # not left running behind an error or a Ctrl-C
+            self.stop()
+            raise
+
+    def _wait_until_ready(self, log: Path, timeout: float) -> None:
         # ready once its API has answered promptly several times in a row, on new connections:
         # /health answers as soon as one worker is up, while the others (and MLflow's job
         # runners) still start on the same cores and a client's first calls can time out
@@ -166,9 +179,12 @@ class MlflowServer:
                 reply = requests.get(
                     f"{self.uri}/api/2.0/mlflow/experiments/search",
                     params={"max_results": 1},
+                    auth=self.auth,
                     timeout=2,
                 )
-                answered = answered + 1 if reply.status_code < 500 else 0  # 401: an answer too
+                # without a login, a 401 is an answer too
+                ok = reply.status_code == 200 if self.auth else reply.status_code < 500
+                answered = answered + 1 if ok else 0
             except requests.RequestException:
                 answered = 0
             if answered >= 3 * self.workers:
@@ -176,7 +192,6 @@ class MlflowServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mlflow server exited:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
-        self.stop()  # not left running behind the error
         raise TimeoutError(f"mlflow server not answering promptly after {timeout}s")
 
     def stop(self) -> None:

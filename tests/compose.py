@@ -132,4 +132,5 @@ def mlflow_service(
         command=[*argv, "--workers", str(workers)],
         workers=workers,
         env=process_env,
+        auth=(environment["MLFLOW_ADMIN_USERNAME"], environment["MLFLOW_ADMIN_PASSWORD"]),
     )

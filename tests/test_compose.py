@@ -476,9 +476,11 @@ def test_the_admin_password_rotates_as_the_security_page_says(stack):
     # `docker compose restart mlflow`, .env still holding the old password: that only creates
     # the admin on a first start, so the new one stands and the old one is refused
     server.stop()
+    server.auth = ("admin", new)  # the login that tells when it is up again
     server.start()
     assert logs_in(server, new) and not logs_in(server, old)
     assert change_password(server, new, old).returncode == 0  # as the other tests expect
+    server.auth = ("admin", old)
     assert logs_in(server, old)
 
 
