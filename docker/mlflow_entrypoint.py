@@ -41,7 +41,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-#: the admin password MLflow's basic_auth.ini shipped until 3.x (GHSA-gq3w-7jj3-x7gr)
+#: the admin password older MLflow releases shipped in basic_auth.ini (GHSA-gq3w-7jj3-x7gr)
 OLD_DEFAULT_PASSWORD = "password1234"
 #: MLflow's own rule for passwords (mlflow.utils.validation._validate_password)
 MIN_PASSWORD = 12
