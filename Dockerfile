@@ -1,6 +1,7 @@
-# The project image: regsweep (regcore + sweeps) with Ray, MLflow and the Postgres driver.
-# Every service of docker-compose.yml runs it: the MLflow server, the Ray head and workers, and the
-# sweeps driver.
+# The project image: regsweep (regcore + sweeps) with Ray, MLflow (with its basic-auth app) and the
+# Postgres driver. Every service of docker-compose.yml runs it: the MLflow server (through
+# docker/mlflow_entrypoint.py), the Ray head and workers, and the sweeps driver.
+# .dockerignore keeps .env, local stores and virtual environments out of the build context.
 FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -12,7 +13,8 @@ COPY pyproject.toml README.md ./
 COPY regcore ./regcore
 COPY sweeps ./sweeps
 COPY configs ./configs
-RUN pip install ".[postgres]" \
+COPY docker ./docker
+RUN pip install ".[postgres]" "mlflow[auth]" \
     && useradd --create-home --uid 1000 regsweep \
     && mkdir -p /data/ray_results /data/mlartifacts /work \
     && chown -R regsweep:regsweep /data /work

@@ -1,12 +1,13 @@
 """Benchmarks: regsweep against the routes people take today, as ratios measured in one run.
 
-Run ``python -m bench`` (the whole set: about 35 minutes on 2 cores, 20 of them in the scale
-case, which writes ten thousand runs to an MLflow server) or ``python -m bench --quick`` (a
-small version of every case: 3 to 5 minutes); ``--only NAME`` runs some cases. A ratio comes
-from its baseline and its candidate run interleaved (ABAB..., the starting order alternating
-between repeats): the medians of their wall times, the ratio of the medians, and its spread
-(the lowest and highest of the per-repeat ratios). Results go to stdout, one row each, and to
-``--out`` (JSON, default ``bench/results/latest.json``) with every raw time.
+Run ``python -m bench`` (the whole set: about 50 minutes on 2 cores, 20 of them in the scale
+case, which writes ten thousand runs to an MLflow server, and 15 in the auth case) or
+``python -m bench --quick`` (a small version of every case: 5 to 8 minutes); ``--only NAME``
+runs some cases. A ratio comes from its baseline and its candidate run interleaved (ABAB...,
+the starting order alternating between repeats): the medians of their wall times, the ratio
+of the medians, and its spread (the lowest and highest of the per-repeat ratios). Results go to
+stdout, one row each, and to ``--out`` (JSON, default ``bench/results/latest.json``) with every
+raw time.
 
 Cases:
 
@@ -50,6 +51,10 @@ Cases:
    ``report`` and ``compare`` on it; and runs written per second for 1, 4 and 8 writers against
    servers of 1, 2 and 4 workers on 400 of its points, and by one writer to a SQLite file.
    ``--quick`` runs 40 points, 2 writers against the server and one to SQLite.
+9. ``auth``: runs written per second by a sweep (200 points of ``scale.yaml``) against the
+   same ``mlflow server`` on the same PostgreSQL, without and with its basic-auth app (as the
+   compose stack runs it), with and without the app's password cache, with 8 and 16 writers
+   (:mod:`bench.auth`). ``--quick``: 40 points, no 16-writer variant.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.auth import case_auth
 from bench.measure import Row
 from bench.scale import case_scale
 from bench.shape_case import case_quickstart, case_shape
@@ -85,6 +91,7 @@ CASES = {
     "memory": case_memory,
     "table": case_table,
     "scale": case_scale,
+    "auth": case_auth,
 }
 
 
@@ -181,6 +188,14 @@ def _writers(r: Row) -> tuple[str, str, str]:
     return "", "", f"runs/s: {rates}"
 
 
+def _auth(r: Row) -> tuple[str, str, str]:
+    return (
+        f"{r['runs_per_s_off']:.1f} runs/s",
+        f"{r['runs_per_s_on']:.1f} runs/s",
+        f"{_x(r['speedup'])}x the rate ({_x(r['speedup_min'])}-{_x(r['speedup_max'])})",
+    )
+
+
 #: how each kind of row fills the columns baseline, regsweep and result
 FORMATS: dict[str, Callable[[Row], tuple[str, str, str]]] = {
     "ratio": _ratio,
@@ -193,6 +208,7 @@ FORMATS: dict[str, Callable[[Row], tuple[str, str, str]]] = {
     "scale": _scale,
     "reads": _reads_cells,
     "writers": _writers,
+    "auth": _auth,
     "text": lambda r: ("", "", ""),
 }
 WIDTHS = (46, 16, 16, 34, 28)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
 
@@ -44,18 +45,34 @@ class PostgresServer:
     """A PostgreSQL cluster of its own on a free loopback port, with a database ``mlflow``.
 
     As root, the server runs as the ``postgres`` system user (PostgreSQL refuses root), in a
-    folder of its own under the system's temporary folder; :meth:`stop` removes it.
+    folder of its own under the system's temporary folder; :meth:`stop` removes it. With a
+    ``password``, connections over TCP must give it (``scram-sha-256``, as the ``postgres``
+    image sets up); without one, loopback is trusted.
     """
 
-    def __init__(self, database: str = "mlflow") -> None:
+    user = "postgres"
+
+    def __init__(self, database: str = "mlflow", password: str | None = None) -> None:
         self.bin = postgres_bin()
         self.folder = Path(tempfile.mkdtemp(prefix="regsweep-pg-"))
         self.data = self.folder / "data"
         self.port = free_port()
         self.database = database
+        self.password = password
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        auth = ["--auth=trust"]
+        if password is not None:
+            secret = self.folder / "pwfile"
+            secret.write_text(password + "\n")
+            secret.chmod(0o600)
+            if os.geteuid() == 0:
+                shutil.chown(secret, "postgres", "postgres")
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}"]
+        try:
+            self._run("initdb", "-D", str(self.data), "-U", self.user, *auth, "-E", "UTF8")
+        finally:
+            (self.folder / "pwfile").unlink(missing_ok=True)
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 "
             f"-c unix_socket_directories={self.folder} -c max_connections=200"
@@ -64,7 +81,10 @@ class PostgresServer:
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w",
             "start",
         )  # fmt: skip
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
+        # over the socket in its folder, which trusts its local users
+        self._run(
+            "createdb", "-h", str(self.folder), "-p", str(self.port), "-U", self.user, database
+        )
 
     def _run(self, tool: str, *args: str) -> None:
         command = [str(self.bin / tool), *args]
@@ -74,7 +94,11 @@ class PostgresServer:
 
     @property
     def uri(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        """The database's URI over TCP, with the password (URL-encoded) if it has one."""
+        login = (
+            self.user if self.password is None else f"{self.user}:{quote(self.password, safe='')}"
+        )
+        return f"postgresql://{login}@127.0.0.1:{self.port}/{self.database}"
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
@@ -84,7 +108,12 @@ class PostgresServer:
 
 class MlflowServer:
     """``mlflow server`` on loopback with proxied artifact storage and a SQLite backend in
-    ``folder`` (or ``backend``, e.g. a :class:`PostgresServer`'s URI)."""
+    ``folder`` (or ``backend``, e.g. a :class:`PostgresServer`'s URI).
+
+    ``command`` and ``env`` replace the command line and the environment (default: this
+    process's); ``auth``, a login, makes readiness mean that logged-in requests are answered
+    promptly (an authenticating server answers 401s long before it can check a password).
+    """
 
     def __init__(
         self,
@@ -94,8 +123,11 @@ class MlflowServer:
         *,
         backend: str | None = None,
         workers: int = 1,
+        env: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         self.folder, self.workers = folder, workers
+        self.env, self.auth = env, auth
         folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.command = command or [
@@ -125,10 +157,18 @@ class MlflowServer:
         self.process = subprocess.Popen(
             self.command,
             cwd=self.folder,
+            env=self.env,
             stdout=log.open("a"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        try:
+            self._wait_until_ready(log, timeout)
+        except BaseException:  # not left running behind an error or a Ctrl-C
+            self.stop()
+            raise
+
+    def _wait_until_ready(self, log: Path, timeout: float) -> None:
         # ready once its API has answered promptly several times in a row, on new connections:
         # /health answers as soon as one worker is up, while the others (and MLflow's job
         # runners) still start on the same cores and a client's first calls can time out
@@ -139,9 +179,12 @@ class MlflowServer:
                 reply = requests.get(
                     f"{self.uri}/api/2.0/mlflow/experiments/search",
                     params={"max_results": 1},
+                    auth=self.auth,
                     timeout=2,
                 )
-                answered = answered + 1 if reply.status_code < 500 else 0  # 401: an answer too
+                # without a login, a 401 is an answer too
+                ok = reply.status_code == 200 if self.auth else reply.status_code < 500
+                answered = answered + 1 if ok else 0
             except requests.RequestException:
                 answered = 0
             if answered >= 3 * self.workers:
@@ -152,6 +195,7 @@ class MlflowServer:
         raise TimeoutError(f"mlflow server not answering promptly after {timeout}s")
 
     def stop(self) -> None:
+        """End the server and everything it started (its process group)."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:

@@ -1,8 +1,9 @@
-"""Cluster mode: the compose stack, and its topology run as processes on loopback (no Docker engine
-here) with the commands taken from docker-compose.yml: PostgreSQL, an MLflow server on it, a Ray
-head and a second Ray node, and the sweeps driver. Faults are injected for real: a worker node
-killed, the driver killed and resumed from another folder, the tracking server stopped and
-restarted mid-sweep."""
+"""Cluster mode: the compose stack's topology run as processes on loopback (no Docker engine here)
+with the commands, entrypoints and environments taken from docker-compose.yml (tests/compose.py;
+tests/test_compose.py checks the file itself): PostgreSQL, the MLflow service on it (basic auth
+on), a Ray head and a second Ray node, and the sweeps driver. Faults are injected for real: a
+worker node killed, the driver killed and resumed from another folder, the tracking server
+stopped and restarted mid-sweep."""
 
 import os
 import re
@@ -13,10 +14,9 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
+from tests.compose import env_for_tests, mlflow_service, service_argv, service_environment
 from tests.helpers import (
-    ROOT,
     VENV_BIN,
     MlflowServer,
     PostgresServer,
@@ -31,146 +31,51 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.integration
 
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-SERVICES = COMPOSE["services"]
-
-
-# --- the compose file -------------------------------------------------------------------------
-
-
-def test_compose_services_and_health_checks():
-    assert {"postgres", "mlflow", "ray-head", "ray-worker", "sweeps"} <= set(SERVICES)
-    for name in ("postgres", "mlflow", "ray-head"):
-        assert SERVICES[name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
-    mlflow = SERVICES["mlflow"]
-    assert mlflow["command"][:2] == ["mlflow", "server"]
-    assert "--serve-artifacts" in mlflow["command"]
-    assert mlflow["command"][mlflow["command"].index("--backend-store-uri") + 1].startswith(
-        "postgresql://"
-    )
-    hosts = mlflow["command"][mlflow["command"].index("--allowed-hosts") + 1].split(",")
-    assert {"mlflow", "mlflow:5000"} <= set(hosts)
-    assert mlflow["depends_on"]["postgres"]["condition"] == "service_healthy"
-    head, worker = SERVICES["ray-head"], SERVICES["ray-worker"]
-    assert head["command"][:3] == ["ray", "start", "--head"] and "--block" in head["command"]
-    assert "--address=ray-head:6379" in worker["command"]
-    # scalable: no fixed name, no published port
-    assert "container_name" not in worker and "ports" not in worker
-    for node in (head, worker, SERVICES["sweeps"]):
-        assert node["environment"]["RAY_AUTH_MODE"] == "token"
-        assert node["shm_size"]
-        storage = node["environment"]["REGSWEEP_STORAGE_PATH"]
-        assert any(v.split(":")[1] == storage for v in node["volumes"])  # a shared volume
-    assert SERVICES["sweeps"]["environment"]["RAY_ADDRESS"] == "ray-head:6379"
-    assert SERVICES["sweeps"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-
-
-def test_compose_ports_bind_loopback_only():
-    published = [p for s in SERVICES.values() for p in s.get("ports", [])]
-    assert published, "the UI and the Ray head should be reachable from the host"
-    assert all(str(p).startswith("127.0.0.1:") for p in published)
-
-
-def test_no_secret_in_the_files():
-    text = (ROOT / "docker-compose.yml").read_text()
-    for service in SERVICES.values():
-        for key, value in (service.get("environment") or {}).items():
-            if any(word in key for word in ("PASSWORD", "TOKEN", "SECRET")):
-                assert re.fullmatch(r"\$\{\w+(:\?[^}]*)?\}", str(value)), (key, value)
-    assert "${POSTGRES_PASSWORD}" in text  # the backend URI takes it from the environment
-    env_example = dict(
-        line.split("=", 1)
-        for line in (ROOT / ".env.example").read_text().splitlines()
-        if line and not line.startswith("#")
-    )
-    assert env_example["POSTGRES_PASSWORD"] == "" and env_example["RAY_AUTH_TOKEN"] == ""
-    assert not (ROOT / ".env").exists()
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert dockerfile.startswith("#") and "FROM python:3.11" in dockerfile
-    assert 'pip install ".[postgres]"' in dockerfile
-
-
-# --- the topology as processes ----------------------------------------------------------------
-
-
-def interpolate(value: str, env: dict) -> str:
-    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?message}``."""
-
-    def one(match: re.Match) -> str:
-        name, op, arg = match.group(1), match.group(2), match.group(3)
-        if name in env and env[name] != "":
-            return env[name]
-        if op == ":-":
-            return arg
-        raise KeyError(f"{name}: {arg}")
-
-    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", one, value)
-
-
-def compose_command(service: str, env: dict, replace: dict[str, str]) -> list[str]:
-    """The service's command from docker-compose.yml, interpolated, with host-specific values
-    (hostnames, container paths, ports) swapped for their loopback equivalents."""
-    words = [interpolate(str(word), env) for word in SERVICES[service]["command"]]
-    for old, new in replace.items():
-        words = [word.replace(old, new) for word in words]
-    words[0] = str(VENV_BIN / words[0])
-    return words
-
 
 class Cluster:
     def __init__(self, folder: Path):
         self.folder = folder
-        self.env = {
-            "RAY_HEAD_CPUS": "2",
-            "RAY_WORKER_CPUS": "2",
-            "RAY_AUTH_TOKEN": os.environ["RAY_AUTH_TOKEN"],
-        }
-        (folder / "mlflow").mkdir()
-        # the stack's database: a PostgreSQL server of the test's own (trusting loopback)
-        self.postgres = PostgresServer()
-        port = free_port()
-        mlflow_command = compose_command(
-            "mlflow",
-            {
-                **self.env,
-                "POSTGRES_USER": "postgres",
-                "POSTGRES_PASSWORD": "unused",
-                "POSTGRES_DB": self.postgres.database,
-            },
-            {
-                "0.0.0.0": "127.0.0.1",
-                "5000": str(port),
-                "/data/mlartifacts": str(folder / "mlflow" / "artifacts"),
-                "@postgres:5432/": f"@127.0.0.1:{self.postgres.port}/",
-            },
+        # the stack's database: a PostgreSQL server of the test's own, with a password
+        self.postgres = PostgresServer(password="cluster:p@ss/word")
+        # the .env: .env.example filled in; the session's Ray token; the driver logs in as admin
+        admin_password = "cluster-admin-password"
+        self.env = env_for_tests(
+            RAY_HEAD_CPUS="2",
+            RAY_WORKER_CPUS="2",
+            RAY_AUTH_TOKEN=os.environ["RAY_AUTH_TOKEN"],
+            POSTGRES_USER=self.postgres.user,
+            POSTGRES_PASSWORD=self.postgres.password,
+            POSTGRES_DB=self.postgres.database,
+            MLFLOW_ADMIN_PASSWORD=admin_password,
+            MLFLOW_TRACKING_PASSWORD=admin_password,
         )
-        self.mlflow = MlflowServer(folder / "mlflow", port=port, command=mlflow_command)
+        self.auth = (self.env["MLFLOW_TRACKING_USERNAME"], admin_password)
+        self.mlflow = mlflow_service(folder / "mlflow", self.env, self.postgres)
         self.gcs_port = free_port()
         self.head = RayNode(
             folder / "head.log",
             head=True,
             port=self.gcs_port,
-            command=compose_command("ray-head", self.env, {"6379": str(self.gcs_port)}),
+            command=service_argv("ray-head", self.env, {"6379": str(self.gcs_port)}),
         )
         (folder / "worker-home").mkdir()  # the worker's working folder: nothing in it
         self.worker = RayNode(
             folder / "worker.log",
             head=False,
-            command=compose_command(
+            command=service_argv(
                 "ray-worker", self.env, {"ray-head:6379": f"127.0.0.1:{self.gcs_port}"}
             ),
             cwd=folder / "worker-home",
         )
-        driver_env = SERVICES["sweeps"]["environment"]
-        self.driver_env = {
-            "RAY_ADDRESS": driver_env["RAY_ADDRESS"].replace(
-                "ray-head:6379", f"127.0.0.1:{self.gcs_port}"
-            ),
-            "MLFLOW_TRACKING_URI": driver_env["MLFLOW_TRACKING_URI"].replace(
-                "http://mlflow:5000", self.mlflow.uri
-            ),
-            "REGSWEEP_STORAGE_PATH": str(folder / "ray_results"),
-        }
+        self.driver_env = service_environment(
+            "sweeps",
+            self.env,
+            {
+                "RAY_ADDRESS": f"127.0.0.1:{self.gcs_port}",
+                "MLFLOW_TRACKING_URI": self.mlflow.uri,
+                "REGSWEEP_STORAGE_PATH": str(folder / "ray_results"),
+            },
+        )
 
     def stop(self):
         for node in (self.worker, self.head):
@@ -180,7 +85,10 @@ class Cluster:
 
     def rest(self, endpoint: str, **params) -> dict:
         response = requests.get(
-            f"{self.mlflow.uri}/api/2.0/mlflow/{endpoint}", params=params, timeout=30
+            f"{self.mlflow.uri}/api/2.0/mlflow/{endpoint}",
+            params=params,
+            auth=self.auth,
+            timeout=30,
         )
         response.raise_for_status()
         return response.json()
@@ -190,6 +98,7 @@ class Cluster:
         found = requests.get(
             f"{self.mlflow.uri}/api/2.0/mlflow/experiments/get-by-name",
             params={"experiment_name": experiment},
+            auth=self.auth,
             timeout=30,
         )
         if found.status_code != 200:
@@ -201,7 +110,10 @@ class Cluster:
             if token:
                 body["page_token"] = token
             page = requests.post(
-                f"{self.mlflow.uri}/api/2.0/mlflow/runs/search", json=body, timeout=30
+                f"{self.mlflow.uri}/api/2.0/mlflow/runs/search",
+                json=body,
+                auth=self.auth,
+                timeout=30,
             ).json()
             runs += page.get("runs", [])
             token = page.get("next_page_token")
