@@ -13,6 +13,9 @@ option                 environment                        default
                                                           memory; beyond it on disk)
 ``drain_seconds``      ``REGSWEEP_WRITER_DRAIN_SECONDS``  900 (how long a sweep's end waits for
                                                           an unreachable tracking server)
+``stop_drain_seconds`` ``REGSWEEP_STOP_DRAIN_SECONDS``    90 (the same wait when the sweep was
+                                                          stopped: Ctrl-C, SIGTERM; within
+                                                          ``docker stop``'s grace of 2 minutes)
 ``lease_seconds``      ``REGSWEEP_LEASE_SECONDS``         30 (a driver's lease on its sweep is
                                                           free this long after it stops)
 ``spill_dir``          ``REGSWEEP_SPILL_DIR``             the system's temporary folder (results
@@ -34,7 +37,7 @@ from sweeps.errors import UsageError, env_number
 
 #: MLflow's own default tracking store: a SQLite file in the working folder
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-MEMORY_MB, DRAIN_SECONDS, LEASE_SECONDS = 256.0, 900.0, 30.0
+MEMORY_MB, DRAIN_SECONDS, STOP_DRAIN_SECONDS, LEASE_SECONDS = 256.0, 900.0, 90.0, 30.0
 
 
 def resolve_tracking_uri(given: str | None = None) -> str:
@@ -48,8 +51,8 @@ class RunOptions:
 
     Attributes
     ----------
-    tracking_uri, address, storage_path, writer_memory_mb, drain_seconds, lease_seconds,
-    spill_dir
+    tracking_uri, address, storage_path, writer_memory_mb, drain_seconds, stop_drain_seconds,
+    lease_seconds, spill_dir
         See the module's table (``address`` None: a new local Ray).
     overrides : tuple of str
         ``KEY.PATH=VALUE`` config overrides (``--set``).
@@ -70,6 +73,7 @@ class RunOptions:
     storage_path: str | None = None
     writer_memory_mb: float = MEMORY_MB
     drain_seconds: float = DRAIN_SECONDS
+    stop_drain_seconds: float = STOP_DRAIN_SECONDS
     lease_seconds: float = LEASE_SECONDS
     spill_dir: str | None = None
     overrides: tuple[str, ...] = field(default_factory=tuple)
@@ -121,6 +125,7 @@ def run_options(
         storage_path=storage_path or os.environ.get("REGSWEEP_STORAGE_PATH") or None,
         writer_memory_mb=env_number("REGSWEEP_WRITER_MEMORY_MB", MEMORY_MB),
         drain_seconds=env_number("REGSWEEP_WRITER_DRAIN_SECONDS", DRAIN_SECONDS),
+        stop_drain_seconds=env_number("REGSWEEP_STOP_DRAIN_SECONDS", STOP_DRAIN_SECONDS),
         lease_seconds=env_number("REGSWEEP_LEASE_SECONDS", LEASE_SECONDS),
         spill_dir=_folder("REGSWEEP_SPILL_DIR"),
         overrides=tuple(overrides),

@@ -17,6 +17,7 @@ import requests
 
 from tests.compose import env_for_tests, mlflow_service, service_argv, service_environment
 from tests.helpers import (
+    ROOT,
     VENV_BIN,
     MlflowServer,
     PostgresServer,

@@ -19,7 +19,8 @@ import psycopg
 import pytest
 import requests
 
-from sweeps.config import expand, read_config
+from sweeps.config.points import expand
+from sweeps.config.reading import read_config
 from tests.compose import (
     IMAGE_DOCKER_FOLDER,
     ROOT,

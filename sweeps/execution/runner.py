@@ -302,9 +302,10 @@ def run_points(
                 + (f" (some of them from disk, {writer.backlog.spill_path})" if on_disk else "")
                 + " ..."
             )
-        # with a full disk the sweep ends within seconds: what cannot be written now is
-        # trained again on --resume
-        unwritten = writer.close(10.0 if disk_full else options.drain_seconds)
+        # a stopped sweep (Ctrl-C, docker stop) waits for the writers only so long, a full
+        # disk hardly at all: what cannot be written now is trained again on --resume
+        wait = options.stop_drain_seconds if interrupted else options.drain_seconds
+        unwritten = writer.close(10.0 if disk_full else wait)
         if unwritten:
             progress.note(
                 f"{unwritten} results could not be written to MLflow ({writer.last_error}); "

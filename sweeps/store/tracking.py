@@ -183,20 +183,19 @@ def client_for(tracking_uri: str | None) -> RetryingClient:
     return RetryingClient(client)
 
 
-def check_tracking_server(tracking_uri: str | None, timeout: float = 5.0) -> None:
-    """Fail fast (SweepError) when an HTTP tracking server is unreachable or refuses us."""
+#: how long each attempt of the start-up check waits for an answer: a server that has just
+#: started (its workers still importing, a password hashed per request) can take seconds
+PROBE_TIMEOUTS = (5.0, 10.0, 20.0)
+
+
+def check_tracking_server(tracking_uri: str | None) -> None:
+    """Fail fast (SweepError) when an HTTP tracking server is unreachable or refuses us: a
+    refused connection at once, a slow answer after :data:`PROBE_TIMEOUTS`."""
     if not tracking_uri or not tracking_uri.startswith(("http://", "https://")):
         return
     import requests
 
     base = tracking_uri.rstrip("/")
-    try:
-        health = requests.get(f"{base}/health", timeout=timeout)
-    except requests.RequestException as error:
-        raise SweepError(
-            f"cannot reach the MLflow tracking server at {tracking_uri} (--tracking-uri / "
-            f"MLFLOW_TRACKING_URI): {type(error).__name__}"
-        ) from None
     auth = None
     if os.environ.get("MLFLOW_TRACKING_USERNAME"):
         auth = (
@@ -206,16 +205,29 @@ def check_tracking_server(tracking_uri: str | None, timeout: float = 5.0) -> Non
     headers = {}
     if os.environ.get("MLFLOW_TRACKING_TOKEN"):
         headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
-    try:
-        probe = requests.get(
-            f"{base}/api/2.0/mlflow/experiments/search",
-            params={"max_results": 1},
-            auth=auth,
-            headers=headers,
-            timeout=timeout,
-        )
-    except requests.RequestException as error:
-        raise SweepError(f"the MLflow tracking server at {tracking_uri} failed: {error}") from None
+    for attempt, timeout in enumerate(PROBE_TIMEOUTS):
+        try:
+            health = requests.get(f"{base}/health", timeout=timeout)
+            probe = requests.get(
+                f"{base}/api/2.0/mlflow/experiments/search",
+                params={"max_results": 1},
+                auth=auth,
+                headers=headers,
+                timeout=timeout,
+            )
+            break
+        except requests.Timeout as error:
+            if attempt + 1 < len(PROBE_TIMEOUTS):
+                continue
+            raise SweepError(
+                f"the MLflow tracking server at {tracking_uri} does not answer within "
+                f"{timeout:g}s (--tracking-uri / MLFLOW_TRACKING_URI): {type(error).__name__}"
+            ) from None
+        except requests.RequestException as error:
+            raise SweepError(
+                f"cannot reach the MLflow tracking server at {tracking_uri} (--tracking-uri / "
+                f"MLFLOW_TRACKING_URI): {type(error).__name__}"
+            ) from None
     if probe.status_code in (401, 403):
         raise SweepError(
             f"the MLflow tracking server at {tracking_uri} refused the credentials "
