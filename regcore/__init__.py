@@ -6,9 +6,29 @@ Usable on its own, like scikit-learn::
     clf = RegularizedClassifier(hidden_layer_sizes=(20, 20), penalty="l2", lam=0.7).fit(X, y)
 """
 
-from regcore import metrics
-from regcore.estimator import DivergenceWarning, RegularizedClassifier, fit_many
-from regcore.gradcheck import gradient_check
+from typing import Any
 
 __all__ = ["DivergenceWarning", "RegularizedClassifier", "fit_many", "gradient_check", "metrics"]
 __version__ = "0.1.0"
+
+#: where each public name lives: imported when first used, so that importing a light module of
+#: the package (``regcore.metrics``: the ``sweeps`` command's start) does not import
+#: scikit-learn
+_WHERE = {
+    "DivergenceWarning": "regcore.estimator",
+    "RegularizedClassifier": "regcore.estimator",
+    "fit_many": "regcore.estimator",
+    "gradient_check": "regcore.gradcheck",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    if name == "metrics":
+        import regcore.metrics
+
+        return regcore.metrics
+    raise AttributeError(f"module 'regcore' has no attribute {name!r}")
