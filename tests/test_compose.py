@@ -670,3 +670,85 @@ def stop_twice_and_resume(folder: Path, address: str, server: MlflowServer) -> N
     keys = [c.data.tags["regsweep.key"] for c in children]
     assert len(keys) == len(set(keys)) == total  # every point once
     assert {c.info.status for c in children} == {"FINISHED"}
+
+
+@pytest.mark.integration
+def test_a_reader_can_look_at_sweeps_but_not_run_one(stack, tmp_path, ray_head):
+    """A user the admin made, with MLflow's default permission (READ): ``ls``, ``show``,
+    ``report`` and ``compare`` work; ``run`` says at once that it cannot write (exit 1, one
+    line) and writes nothing; a wrong password is refused as no password is."""
+    server, env, _ = stack
+    admin = (env["MLFLOW_ADMIN_USERNAME"], env["MLFLOW_ADMIN_PASSWORD"])
+    base = {
+        "MLFLOW_TRACKING_URI": server.uri,
+        "RAY_ADDRESS": ray_head.address,
+        "REGSWEEP_STORAGE_PATH": str(tmp_path / "ray"),
+    }
+    as_admin = {
+        **base,
+        "MLFLOW_TRACKING_USERNAME": admin[0],
+        "MLFLOW_TRACKING_PASSWORD": admin[1],
+    }
+    config = write_config(
+        tmp_path / "r.yaml", {"name": "readable", "search": {"depths": [1], "seeds": [0]}}
+    )
+    made = cli("run", str(config), "--no-report", "--no-refit", cwd=tmp_path, env=as_admin)
+    assert made.returncode == 0, made.stdout + made.stderr
+    created = requests.post(
+        f"{server.uri}/api/2.0/mlflow/users/create",
+        json={"username": "reader", "password": "reader-password-1"},
+        auth=admin,
+        timeout=60,
+    )
+    assert created.status_code == 200, created.text
+    reader = {
+        **base,
+        "MLFLOW_TRACKING_USERNAME": "reader",
+        "MLFLOW_TRACKING_PASSWORD": "reader-password-1",
+    }
+    before = _runs_in(server, "tests", admin)
+    for command in (["ls"], ["show", "readable"], ["compare", "readable"]):
+        looked = cli(*command, cwd=tmp_path, env=reader)
+        assert looked.returncode == 0, (command, looked.stdout + looked.stderr)
+    reported = cli("report", "readable", cwd=tmp_path, env=reader)
+    assert reported.returncode == 0, reported.stdout + reported.stderr
+    assert (tmp_path / "reports" / "readable" / "report.html").is_file()
+    assert "the tracking server lets this user read the sweep but not write to it" in (
+        reported.stderr
+    )
+    refused = cli("run", str(config), "--set", "name=by-reader", cwd=tmp_path, env=reader)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert line == (
+        "error: the tracking server lets MLFLOW_TRACKING_USERNAME='reader' read experiment "
+        "'tests' but not write to it: a sweep cannot run there (ls, show, report and compare "
+        "can)"
+    )
+    wrong = cli("run", str(config), cwd=tmp_path, env={**reader, "MLFLOW_TRACKING_PASSWORD": "x"})
+    assert wrong.returncode == 1
+    assert "refused the credentials (HTTP 401); set MLFLOW_TRACKING_USERNAME" in wrong.stderr
+    assert _runs_in(server, "tests", admin) == before  # nothing written
+
+
+def _runs_in(server: MlflowServer, experiment: str, auth: tuple[str, str]) -> int:
+    """How many runs an experiment holds, asked over the REST API as ``auth``."""
+    found = requests.get(
+        f"{server.uri}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": experiment},
+        auth=auth,
+        timeout=60,
+    ).json()["experiment"]["experiment_id"]
+    count, token = 0, None
+    while True:
+        body = {
+            "experiment_ids": [found],
+            "max_results": 1000,
+            **({"page_token": token} if token else {}),
+        }
+        page = requests.post(
+            f"{server.uri}/api/2.0/mlflow/runs/search", json=body, auth=auth, timeout=60
+        ).json()
+        count += len(page.get("runs", []))
+        token = page.get("next_page_token")
+        if not token:
+            return count
