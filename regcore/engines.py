@@ -24,15 +24,11 @@ import warnings
 
 import numpy as np
 
-from regcore.messages import first_line
+from regcore.messages import CompiledEngineWarning, first_line
 from regcore.numpy_engine import NumpyEngine
 from regcore.training_plan import TrainingPlan
 
 ENGINE_NAMES = ("auto", "numpy", "compiled")
-
-
-class CompiledEngineWarning(RuntimeWarning):
-    """The compiled engine is not available here; training uses the numpy engine."""
 
 
 def engine_class(name: str) -> type:

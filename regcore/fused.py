@@ -42,8 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from regcore import _fused_ir, _vector_ir
-from regcore.engines import CompiledEngineWarning
-from regcore.messages import first_line
+from regcore.messages import CompiledEngineWarning, first_line
 
 FUSED_MODES = ("auto", "always", "never")
 #: the widest layer (units), the most weights in a layer and in all a network may have for a

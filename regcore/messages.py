@@ -1,4 +1,5 @@
-"""Helpers for one-line, readable error messages, shared by regcore and sweeps."""
+"""Helpers for one-line, readable error messages and the warnings regcore gives, shared by regcore
+and sweeps."""
 
 from __future__ import annotations
 
@@ -24,3 +25,8 @@ def first_line(error: BaseException, *, with_type: bool = False, limit: int = 30
     if not lines:
         return name
     return f"{name}: {lines[0][:limit]}" if with_type else lines[0][:limit]
+
+
+class CompiledEngineWarning(RuntimeWarning):
+    """The compiled engine (or one of its fused kernels) is not available here; training uses
+    the numpy engine (or the generic kernels)."""

@@ -222,3 +222,24 @@ def test_a_curve_whose_every_strength_diverged_has_no_lambda_min():
     summary = curves.summarize(curve)
     assert not summary.chosen and np.isnan(summary.best_strength)
     assert summary.verdict.startswith("every strength diverged: no lambda.min")
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [
+        ("moons-overfit", "reports/moons-overfit"),
+        ("../../etc/passwd", "reports/etc_passwd"),
+        ("/tmp/evil", "reports/tmp_evil"),
+        ("..", "reports/sweep"),
+        ("a b/c", "reports/a_b_c"),
+    ],
+)
+def test_a_sweep_name_from_the_store_never_leaves_reports(name, folder):
+    """A name read back from the store is data: the report's folder stays under reports/."""
+    from pathlib import Path
+
+    from sweeps.analysis.report import report_folder
+
+    made = report_folder(name)
+    assert made == Path(folder)
+    assert made.resolve().is_relative_to(Path("reports").resolve())

@@ -306,46 +306,12 @@ def summarize(curve: pd.DataFrame, metric: str = metrics.DEV_COST) -> CurveSumma
         l1_ratio=float(first["l1_ratio"]),
         metric=metric,
         points=len(curve),
-        strengths=[
-            {
-                "strength": float(row["strength"]),
-                "mean": float(row[f"{metric}_mean"]),
-                "se": float(row[f"{metric}_se"]),
-                "folds": int(row["folds"]),
-                "n": int(row["n"]),
-                "diverged": int(row["diverged"]),
-                "trainings": int(row["trainings"]),
-            }
-            for _, row in curve.iterrows()
-        ],
+        strengths=_strength_rows(curve, metric),
         diverged=diverged,
     )
     values = selection_means(curve, metric)
     if not np.isfinite(values).any():
-        nan = float("nan")
-        return CurveSummary(
-            **common,
-            best_strength=nan,
-            strength_1se=nan,
-            se=nan,
-            train_cost=None,
-            train_loss=None,
-            dev_cost=None,
-            train_error=None,
-            dev_error=None,
-            gap=nan,
-            test_cost=None,
-            test_error=None,
-            seeds=int(curve["seeds"].max()),
-            folds=int(curve["folds"].max()),
-            high_variance=[],
-            high_bias=[],
-            unexplained=[],
-            verdict=(
-                "every strength diverged: no lambda.min (the cost stopped being finite; "
-                "lower model.learning_rate)"
-            ),
-        )
+        return _no_choice(curve, common)
     best, within = one_se_rule(values, curve[f"{metric}_se"].to_numpy())
     se = float(curve[f"{metric}_se"].iloc[best])
     strength_1se = float(strengths[within])
@@ -388,6 +354,50 @@ def summarize(curve: pd.DataFrame, metric: str = metrics.DEV_COST) -> CurveSumma
         verdict=verdict,
         disagreement=disagreement(curve, best, metric),
         **named,
+    )
+
+
+def _strength_rows(curve: pd.DataFrame, metric: str) -> list[dict]:
+    """Per strength, the selection metric's mean and SE and the trainings' counts."""
+    return [
+        {
+            "strength": float(row["strength"]),
+            "mean": float(row[f"{metric}_mean"]),
+            "se": float(row[f"{metric}_se"]),
+            "folds": int(row["folds"]),
+            "n": int(row["n"]),
+            "diverged": int(row["diverged"]),
+            "trainings": int(row["trainings"]),
+        }
+        for _, row in curve.iterrows()
+    ]
+
+
+def _no_choice(curve: pd.DataFrame, common: dict) -> CurveSummary:
+    """The summary of a curve whose every strength diverged: no lambda.min."""
+    nan = float("nan")
+    return CurveSummary(
+        **common,
+        best_strength=nan,
+        strength_1se=nan,
+        se=nan,
+        train_cost=None,
+        train_loss=None,
+        dev_cost=None,
+        train_error=None,
+        dev_error=None,
+        gap=nan,
+        test_cost=None,
+        test_error=None,
+        seeds=int(curve["seeds"].max()),
+        folds=int(curve["folds"].max()),
+        high_variance=[],
+        high_bias=[],
+        unexplained=[],
+        verdict=(
+            "every strength diverged: no lambda.min (the cost stopped being finite; "
+            "lower model.learning_rate)"
+        ),
     )
 
 

@@ -254,9 +254,6 @@ def write_report(
     # the pictures show fold 0's models on its training part
     first = data.fold_data(0) if data is not None and data.n_features == 2 else None
     out.mkdir(parents=True, exist_ok=True)
-
-    from sweeps.analysis import plots
-
     brackets = brackets_of(client, parent)
     summaries = {}
     for key, curve in curves.items():
@@ -267,27 +264,10 @@ def write_report(
         level = curve_rules.reference_levels(aggregated, depth, width)
         if level is not None:
             references[(depth, width)] = float(level[f"{metrics.DEV_COST}_mean"])
-    figures: list[tuple[str, Path]] = []
     by_penalty: dict[str, list[tuple]] = {}
     for key, curve in curves.items():
         by_penalty.setdefault(key[0], []).append((curve, summaries[key]))
-    dataset = config.dataset.name
-    with tempfile.TemporaryDirectory() as folder:
-        for penalty, items in by_penalty.items():
-            path = out / f"tradeoff_{penalty}.png"
-            plots.tradeoff_figure(path, dataset, penalty, items, aggregated)
-            figures.append((f"Figure 1 ({penalty}): the bias-variance trade-off", path))
-            path = out / f"mechanisms_{penalty}.png"
-            plots.mechanisms_figure(path, dataset, penalty, items)
-            figures.append((f"Figure 2 ({penalty}): the mechanisms", path))
-            if first is not None:
-                # the training error of always predicting the most frequent class
-                counts = np.unique(first.y_train, return_counts=True)[1]
-                majority = 1.0 - counts.max() / len(first.y_train)
-                rows = [(s, _pictures(client, frame, c, s, folder, majority)) for c, s in items]
-                path = out / f"boundaries_{penalty}.png"
-                plots.boundaries_figure(path, dataset, penalty, rows, first.X_train, first.y_train)
-                figures.append((f"Figure 3 ({penalty}): small, best and large strength", path))
+    figures = _figures(client, frame, aggregated, by_penalty, first, config.dataset.name, out)
 
     ordered = [summaries[key] for key in curves]
     table = summary_table(ordered, references)
@@ -332,6 +312,40 @@ def write_report(
             file=sys.stderr,
         )
     return out
+
+
+def _figures(
+    client: Any,
+    frame: pd.DataFrame,
+    aggregated: pd.DataFrame,
+    by_penalty: dict[str, list[tuple]],
+    first: Any,
+    dataset: str,
+    out: Path,
+) -> list[tuple[str, Path]]:
+    """Each penalty's figures in ``out``: the trade-off, the mechanisms and, for 2-D data
+    (``first``: fold 0's part), the decision boundaries; ``(caption, path)`` each."""
+    from sweeps.analysis import plots
+
+    figures: list[tuple[str, Path]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for penalty, items in by_penalty.items():
+            path = out / f"tradeoff_{penalty}.png"
+            plots.tradeoff_figure(path, dataset, penalty, items, aggregated)
+            figures.append((f"Figure 1 ({penalty}): the bias-variance trade-off", path))
+            path = out / f"mechanisms_{penalty}.png"
+            plots.mechanisms_figure(path, dataset, penalty, items)
+            figures.append((f"Figure 2 ({penalty}): the mechanisms", path))
+            if first is not None:
+                # the training error of always predicting the most frequent class
+                counts = np.unique(first.y_train, return_counts=True)[1]
+                majority = 1.0 - counts.max() / len(first.y_train)
+                rows = [(s, _pictures(client, frame, c, s, folder, majority)) for c, s in items]
+                path = out / f"boundaries_{penalty}.png"
+                plots.boundaries_figure(path, dataset, penalty, rows, first.X_train, first.y_train)
+                figures.append((f"Figure 3 ({penalty}): small, best and large strength", path))
+
+    return figures
 
 
 def _no_nan(value: Any) -> Any:

@@ -111,17 +111,7 @@ def execute(
     tracking_uri = options.tracking_uri
     tracking.check_tracking_uri(tracking_uri)
     tracking.check_tracking_server(tracking_uri)
-    client = previous = None
-    if tracking_uri.startswith(("http://", "https://")):  # a reader cannot run: say it now
-        client = tracking.client_for(tracking_uri)
-        tracking.check_can_write(client, config.experiment)
-    if options.resume:  # a sweep that cannot be resumed is bad input: said before Ray starts
-        client = client or tracking.client_for(tracking_uri)
-        previous = tracking.resumable_sweep(client, config)
-        if previous is None:
-            say(f"--resume: no sweep named {config.name!r} yet; starting it")
-        else:  # one driver per sweep (sweeps.store.lease)
-            lease.check_free(previous, options.lease_seconds, options.force)
+    client, previous = _checked_store(config, options, say)
     if options.local:  # before the store is set up beside Ray's start
         runner.check_schedulable(config, runner.local_cpus(), "this machine (a local Ray)")
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -158,19 +148,7 @@ def execute(
             keys |= sweep.done_keys
         done_before = len(sweep.done_keys & keys)
         unit = "trainings" if len(config.dataset.split.folds) > 1 else "points"
-        where = "local, " if options.local else f"{options.address}, "
-        say(
-            f"sweep {config.name}: {prepared.describe()}, {data.describe()}\n"
-            f"  data: {data.preparation()}\n"
-            f"  Ray: {where}{runner.resources_summary(resources)}; MLflow: "
-            f"{client.tracking_uri}, experiment {config.experiment!r}, parent run {sweep.run_id}"
-            + (
-                f"\n  resuming: {done_before} {unit} done before, "
-                f"{len(keys) - done_before} to train"
-                if sweep.resumed
-                else ""
-            )
-        )
+        say(_start_line(prepared, options, resources, client, sweep, len(keys), done_before, unit))
         line = progress(config.name, len(keys), already=done_before, unit=unit)
         line.start()
         outcome = runner.run_points(
@@ -201,6 +179,87 @@ def execute(
     return ended
 
 
+def _checked_store(config: SweepConfig, options: RunOptions, say: Say) -> tuple[Any, Any]:
+    """What the store must allow before Ray starts: a tracking server's user may write, and a
+    sweep to resume exists with this config and no other driver. Returns the client (None when
+    nothing needed one yet) and the parent run to resume (or None)."""
+    from sweeps.store import tracking
+
+    client = previous = None
+    if options.tracking_uri.startswith(("http://", "https://")):  # a reader cannot run
+        client = tracking.client_for(options.tracking_uri)
+        tracking.check_can_write(client, config.experiment)
+    if options.resume:  # a sweep that cannot be resumed is bad input: said before Ray starts
+        client = client or tracking.client_for(options.tracking_uri)
+        previous = tracking.resumable_sweep(client, config)
+        if previous is None:
+            say(f"--resume: no sweep named {config.name!r} yet; starting it")
+        else:  # one driver per sweep (sweeps.store.lease)
+            lease.check_free(previous, options.lease_seconds, options.force)
+    return client, previous
+
+
+def _start_line(
+    prepared: Prepared,
+    options: RunOptions,
+    resources: dict,
+    client: Any,
+    sweep: Any,
+    total: int,
+    done_before: int,
+    unit: str,
+) -> str:
+    """What the sweep trains, on what data, where, and what a resume finds done."""
+    from sweeps.execution import runner
+
+    config, data = prepared.config, prepared.data
+    where = "local, " if options.local else f"{options.address}, "
+    text = (
+        f"sweep {config.name}: {prepared.describe()}, {data.describe()}\n"
+        f"  data: {data.preparation()}\n"
+        f"  Ray: {where}{runner.resources_summary(resources)}; MLflow: {client.tracking_uri}, "
+        f"experiment {config.experiment!r}, parent run {sweep.run_id}"
+    )
+    if sweep.resumed:
+        text += f"\n  resuming: {done_before} {unit} done before, {total - done_before} to train"
+    return text
+
+
+@dataclass
+class Tally:
+    """What a sweep's runs say when it ends: what was wanted, what is missing, its curves."""
+
+    frame: Any  # the runs as a table (sweeps.store.results.child_frame)
+    wanted: int
+    missing: int
+    aggregated: Any
+    summaries: list
+    diverged: int
+
+    @property
+    def everything_diverged(self) -> bool:
+        """Every training diverged (and there were some)."""
+        return 0 < self.diverged == len(self.frame)
+
+
+def tally(frame: Any, points: list[TrainingPoint], select: str) -> Tally:
+    """:class:`Tally` of a sweep's runs (a search's trainings are the initial ones and
+    whatever it asked for: each has a run)."""
+    from sweeps.analysis import curves
+    from sweeps.store import results
+
+    wanted = {p.key for p in points} | set(frame["key"].dropna())
+    aggregated = curves.aggregate(frame)
+    return Tally(
+        frame,
+        len(wanted),
+        len(wanted - results.complete_keys(frame)),
+        aggregated,
+        [curves.summarize(c, select) for c in curves.curves_of(aggregated).values()],
+        int(frame["diverged"].fillna(False).astype(bool).sum()),
+    )
+
+
 def finish(
     prepared: Prepared,
     options: RunOptions,
@@ -211,130 +270,167 @@ def finish(
     say: Say,
     stop_signal: Callable[[], int],
 ) -> Ended:
-    """Close the parent run, refit, say the lowest means, write the report."""
-    from sweeps.analysis import curves
-    from sweeps.store import results, tracking
+    """Close the parent run, refit, say the lowest means, write the report; how it ended."""
+    from sweeps.store import results
 
-    config, data, points = prepared.config, prepared.data, prepared.points
+    config = prepared.config
     resume_hint = f"`sweeps run {prepared.source} --resume`"
-
-    def unreachable(error: Exception) -> SweepError:  # the writer said so above
-        if outcome.disk_full:
-            return SweepError(
-                f"{outcome.disk_full}, and MLflow does not answer to close sweep "
-                f"{config.name!r}; free some space, then {resume_hint} continues it"
-            )
-        return SweepError(
-            f"cannot reach MLflow to close sweep {config.name!r} "
-            f"({first_line(error, with_type=True, limit=200)}); {resume_hint} continues it"
-        )
-
     if outcome.disk_full:  # ends within seconds: no retries through a store that is away
         client = raw_client(client)
-
     stopped = outcome.interrupted or outcome.error
     try:
         parent = client.get_run(sweep.run_id)
-        frame = results.child_frame(client, parent)
+        runs = tally(results.child_frame(client, parent), prepared.points, config.select)
     except Exception as error:
-        raise unreachable(error) from None
-    # a search's trainings are the initial ones and whatever it asked for (each has a run)
-    wanted = {p.key for p in points} | set(frame["key"].dropna())
-    missing = len(wanted - results.complete_keys(frame))
-    aggregated = curves.aggregate(frame)
-    summaries = [curves.summarize(c, config.select) for c in curves.curves_of(aggregated).values()]
-    diverged = frame["diverged"].fillna(False).astype(bool)
-    everything_diverged = bool(diverged.any()) and bool(
-        (diverged | (frame["status"] != "FINISHED")).all()
-    )
+        raise _unreachable(error, config, outcome, resume_hint) from None
     refits, refit_error, registered = [], None, []
-    if summaries and not (missing or stopped or everything_diverged or not options.refit):
-        try:
-            refits, registered = _refit(config, client, sweep, data, summaries, say)
-        except SweepError as error:  # nothing to register: the sweep is closed all the same
-            refit_error = str(error)
-        except Exception as error:  # the trainings stand: the sweep is closed all the same
-            refit_error = (
-                f"the refit of sweep {config.name!r} failed "
-                f"({first_line(error, with_type=True, limit=300)}); its trainings are all "
-                f"written: {resume_hint} refits without training"
-            )
-    best = curves.best_per_curve(aggregated, config.select)
-    lowest = curves.best_per_curve(aggregated)  # what `sweeps ls` shows of a running sweep too
+    if runs.summaries and not (
+        runs.missing or stopped or runs.everything_diverged or not options.refit
+    ):
+        refits, registered, refit_error = _refit_step(prepared, client, sweep, runs, say)
     try:
-        results.store_table(client, sweep.run_id, frame)
-        tracking.finish_sweep(
-            sweep,
-            missing=missing,
-            interrupted=outcome.interrupted,
-            error=outcome.error,
-            done=len(wanted) - missing,
-            total=len(wanted),
-            best_dev_cost=lowest[metrics.DEV_COST].min() if len(lowest) else None,
-        )
+        _close(client, sweep, runs, outcome)
     except Exception as error:
-        raise unreachable(error) from None
+        raise _unreachable(error, config, outcome, resume_hint) from None
+    _say_summary(config, client, parent, runs, outcome, refits, say)
+    ended = Ended(0, client.tracking_uri, sweep.run_id, config.name, registered=registered)
+    if options.report and not stopped:
+        ended.report = _report(prepared, options, client, parent, runs, say)
+    if outcome.error:
+        raise SweepError(
+            f"sweep {config.name!r} stopped: {outcome.error}; {resume_hint} continues it"
+        )
+    ended.code, ended.problem = _verdict(config, runs, outcome, resume_hint, stop_signal)
+    if not ended.code and refit_error:
+        raise SweepError(refit_error)
+    return ended
+
+
+def _unreachable(error: Exception, config: SweepConfig, outcome: Any, hint: str) -> SweepError:
+    """MLflow does not answer at a sweep's end (the writer said so above)."""
+    if outcome.disk_full:
+        return SweepError(
+            f"{outcome.disk_full}, and MLflow does not answer to close sweep {config.name!r}; "
+            f"free some space, then {hint} continues it"
+        )
+    return SweepError(
+        f"cannot reach MLflow to close sweep {config.name!r} "
+        f"({first_line(error, with_type=True, limit=200)}); {hint} continues it"
+    )
+
+
+def _refit_step(
+    prepared: Prepared, client: Any, sweep: Any, runs: Tally, say: Say
+) -> tuple[list, list, str | None]:
+    """The refits and the registration; a failure is said at the end (the trainings stand
+    and the sweep is closed all the same)."""
+    config = prepared.config
+    try:
+        refits, registered = _refit(config, client, sweep, prepared.data, runs.summaries, say)
+        return refits, registered, None
+    except SweepError as error:  # nothing to register
+        return [], [], str(error)
+    except Exception as error:
+        return (
+            [],
+            [],
+            (
+                f"the refit of sweep {config.name!r} failed "
+                f"({first_line(error, with_type=True, limit=300)}); its trainings are all written: "
+                f"`sweeps run {prepared.source} --resume` refits without training"
+            ),
+        )
+
+
+def _close(client: Any, sweep: Any, runs: Tally, outcome: Any) -> None:
+    """The parent run's table of runs and counts, and its end."""
+    from sweeps.analysis import curves
+    from sweeps.store import results, tracking
+
+    lowest = curves.best_per_curve(runs.aggregated)  # what `sweeps ls` shows of a running sweep
+    results.store_table(client, sweep.run_id, runs.frame)
+    tracking.finish_sweep(
+        sweep,
+        missing=runs.missing,
+        interrupted=outcome.interrupted,
+        error=outcome.error,
+        done=runs.wanted - runs.missing,
+        total=runs.wanted,
+        best_dev_cost=lowest[metrics.DEV_COST].min() if len(lowest) else None,
+    )
+
+
+def _say_summary(
+    config: SweepConfig, client: Any, parent: Any, runs: Tally, outcome: Any, refits: list, say: Say
+) -> None:
+    from sweeps.analysis import curves
+    from sweeps.store import results
+
     say(
         f"\n{config.name}: {outcome.trained} trainings in {outcome.seconds:.1f}s"
         + (f", {outcome.skipped} already done" if outcome.skipped else "")
         + (f", {outcome.failed} failed" if outcome.failed else "")
-        + (f", {int(frame['diverged'].sum())} diverged" if frame["diverged"].any() else "")
+        + (f", {runs.diverged} diverged" if runs.diverged else "")
         + (f", {outcome.trial_retries} trial retries" if outcome.trial_retries else "")
         + (f", {outcome.writer_retries} MLflow retries" if outcome.writer_retries else "")
     )
+    best = curves.best_per_curve(runs.aggregated, config.select)
     if not best.empty:
         say(f"lowest mean {config.select} per curve (over folds and seeds):")
         say(results.format_table(best))
     if refits:
         say("refits on all non-test data (test set scored once):")
         say(results.format_table(results.refit_frame(client, parent).drop(columns=["model"])))
-    ended = Ended(0, client.tracking_uri, sweep.run_id, config.name, registered=registered)
-    if options.report and not stopped:
-        if summaries:
-            from sweeps.analysis import report
 
-            started = time.monotonic()
-            try:
-                ended.report = report.write_report(client, parent, options.out, data=data)
-            except OSError as error:
-                if not is_disk_full(error):
-                    raise
-                folder = options.out or report.report_folder(config.name)
-                raise SweepError(
-                    f"{DiskFull(folder, 'writing the report')}; every training is written: free "
-                    f"some space, then `sweeps report {config.name}` writes it"
-                ) from None
-            say(f"report: {ended.report / 'report.html'} ({time.monotonic() - started:.1f}s)")
-        else:
-            say("no report: no finished runs with a regularization strength to plot")
-    if outcome.error:
+
+def _report(
+    prepared: Prepared, options: RunOptions, client: Any, parent: Any, runs: Tally, say: Say
+) -> Path | None:
+    """The report (a full disk is one line naming the folder); its folder, or None."""
+    if not runs.summaries:
+        say("no report: no finished runs with a regularization strength to plot")
+        return None
+    from sweeps.analysis import report
+
+    name = prepared.config.name
+    started = time.monotonic()
+    try:
+        folder = report.write_report(client, parent, options.out, data=prepared.data)
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        where = options.out or report.report_folder(name)
         raise SweepError(
-            f"sweep {config.name!r} stopped: {outcome.error}; {resume_hint} continues it"
-        )
+            f"{DiskFull(where, 'writing the report')}; every training is written: free some "
+            f"space, then `sweeps report {name}` writes it"
+        ) from None
+    say(f"report: {folder / 'report.html'} ({time.monotonic() - started:.1f}s)")
+    return folder
+
+
+def _verdict(
+    config: SweepConfig, runs: Tally, outcome: Any, hint: str, stop_signal: Callable[[], int]
+) -> tuple[int, str | None]:
+    """The exit code and its one-line reason (module note of :class:`Ended`)."""
     if outcome.disk_full:
-        ended.code = 1
-        ended.problem = (
+        return 1, (
             f"{outcome.disk_full}; sweep {config.name!r} stopped with what finished written: "
-            f"free some space, then {resume_hint} continues it"
+            f"free some space, then {hint} continues it"
         )
-    elif outcome.interrupted:
-        ended.code, ended.problem = 128 + stop_signal(), "interrupted"
-    elif everything_diverged:
-        ended.code = 1
-        ended.problem = (
-            f"every training of sweep {config.name!r} diverged ({int(diverged.sum())} of "
-            f"{len(frame)}: the cost stopped being finite); the usual cause is too large a "
+    if outcome.interrupted:
+        return 128 + stop_signal(), "interrupted"
+    if runs.everything_diverged:
+        return 1, (
+            f"every training of sweep {config.name!r} diverged ({runs.diverged} of "
+            f"{len(runs.frame)}: the cost stopped being finite); the usual cause is too large a "
             f"learning rate (model.learning_rate = {config.model.learning_rate:g})"
         )
-    elif missing:
-        ended.code = 1
-        ended.problem = (
-            f"{missing} of {len(wanted)} trainings have no finished run; "
-            f"rerun with {resume_hint} to train them"
+    if runs.missing:
+        return 1, (
+            f"{runs.missing} of {runs.wanted} trainings have no finished run; "
+            f"rerun with {hint} to train them"
         )
-    elif refit_error:
-        raise SweepError(refit_error)
-    return ended
+    return 0, None
 
 
 def _refit(

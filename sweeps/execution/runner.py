@@ -207,13 +207,6 @@ def run_points(
 
     ``options`` give Ray Tune's folder (``storage_path``, else ``execution.storage_path``), the
     writer's memory bound and how long the end waits for an unreachable tracking server."""
-    import ray
-    from ray import tune
-    from ray.tune import FailureConfig, RunConfig, TuneConfig
-
-    from sweeps.execution.callback import NoProgressTable, QuietTrials, ResultsToMLflow
-    from sweeps.execution.searcher import SweepSearcher
-
     started = time.monotonic()
     todo = [p for p in points if p.key not in sweep.done_keys]
     skipped = len(points) - len(todo)
@@ -225,9 +218,9 @@ def run_points(
         backlog=Backlog(options.writer_memory_mb * 2**20, options.spill_dir),
         note=progress.note,
     )
-    interrupted, error, disk_full = False, None, None
+    stop = Stop()
     failed_before, done_before = progress.failed, progress.done
-    callback = searcher = None
+    tuner = None
     try:
         specs = [spec for spec in curve_specs(config) if spec.search is not None]
         if specs:  # the searched curves' trainings all come from the search, as results arrive
@@ -237,83 +230,14 @@ def run_points(
             todo = [p for p in todo if p.key not in searched]
         if todo or specs:
             packs = plan_packs(config, todo, slots, len(data.folds[0].train), data.n_features)
-            # the rows go to Ray's object store once; trials fetch them from there, never
-            # from the user's file (a worker node needs no copy of it)
-            rows = ray.put(data)
-            trainable = tune.with_parameters(
-                pack_trainable, config_json=config_json(config), data=[rows]
-            )
-            trainable = tune.with_resources(trainable, {"cpu": config.execution.cpus_per_trial})
-            tune_config = dict(
-                max_concurrent_trials=slots,
-                # on several nodes, a fresh actor per trial: with reuse, Tune hands trials to
-                # cached actors and kills the ones still starting elsewhere (slow imports), so
-                # remote nodes sit idle; on one node, reuse saves each trial's start-up
-                reuse_actors=nodes == 1,
-                trial_name_creator=lambda trial: trial_input(trial.config).label,
-                trial_dirname_creator=lambda trial: f"pack-{trial.trial_id}",
-            )
-            # one search algorithm proposes every trial: the grid's packs, a searched curve's
-            # rounds, and the halves of a pack that ran out of memory
-            searcher = SweepSearcher(
-                config,
-                packs,
-                specs,
-                known_outcomes(sweep, config) if specs else {},
-                data.fold_sizes(),
-                added=progress.add,
-            )
-            tune_config.update(search_alg=searcher, num_samples=-1)
-            tuner = tune.Tuner(
-                trainable,
-                param_space={},
-                tune_config=TuneConfig(**tune_config),
-                run_config=RunConfig(
-                    # a folder per sweep (parent run): two sweeps of one name never share one
-                    name=f"{config.name}-{sweep.run_id[:12]}",
-                    storage_path=options.storage_path or config.execution.storage_path,
-                    callbacks=[
-                        callback := ResultsToMLflow(writer, progress, searcher),
-                        QuietTrials(),
-                    ],
-                    failure_config=FailureConfig(max_failures=config.execution.max_failures),
-                    progress_reporter=NoProgressTable(),
-                    verbose=0,
-                ),
-            )
-            try:
-                tuner.fit()
-            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM / SIGHUP (sweeps.cli)
-                interrupted = True
-                by = f" by {stop}" if str(stop) else ""
-                progress.note(f"interrupted{by}: writing what finished; resume with --resume")
-            except Exception as failure:  # Tune or Ray as a whole (a trial's error is a result)
-                if is_disk_full(failure):
-                    interrupted, disk_full = True, str(writer.disk_full or failure)
-                    progress.note(f"{disk_full}: stopping; what finished is written")
-                else:
-                    error = first_line(failure, with_type=True)
-                    progress.note(f"the sweep stopped: {error}")
+            tuner = _Tuner(config, sweep, packs, specs, data, slots, nodes, options, progress)
+            tuner.fit(writer, stop)
     finally:  # whatever stopped it: what came in is written, and the writers stop
-        if writer.pending:
-            on_disk = len(writer.backlog) if writer.backlog.spilled_total else 0
-            progress.note(
-                f"writing {writer.pending} results to MLflow"
-                + (f" (some of them from disk, {writer.backlog.spill_path})" if on_disk else "")
-                + " ..."
-            )
-        # a stopped sweep (Ctrl-C, docker stop) waits for the writers only so long, a full
-        # disk hardly at all: what cannot be written now is trained again on --resume
-        wait = options.stop_drain_seconds if interrupted else options.drain_seconds
-        unwritten = writer.close(10.0 if disk_full else wait)
-        if unwritten:
-            progress.note(
-                f"{unwritten} results could not be written to MLflow ({writer.last_error}); "
-                "they will be trained again with --resume"
-            )
-    if searcher is not None and searcher.searches:
+        unwritten = _drain(writer, progress, options, stop)
+    if tuner is not None and specs:
         try:
-            sweep.client.log_dict(sweep.run_id, searcher.brackets(), layout.BRACKETS_ARTIFACT)
+            brackets = tuner.searcher.brackets()
+            sweep.client.log_dict(sweep.run_id, brackets, layout.BRACKETS_ARTIFACT)
         except Exception as failure:  # the store went away: the runs hold what matters
             progress.note(
                 f"{layout.BRACKETS_ARTIFACT} not written: {first_line(failure, with_type=True)}"
@@ -325,11 +249,126 @@ def run_points(
         unwritten=unwritten,
         seconds=time.monotonic() - started,
         writer_retries=writer.retries,
-        trial_retries=callback.retries if callback else 0,
-        interrupted=interrupted,
-        error=error,
-        disk_full=disk_full,
+        trial_retries=tuner.callback.retries if tuner and tuner.callback else 0,
+        interrupted=stop.interrupted,
+        error=stop.error,
+        disk_full=stop.disk_full,
     )
+
+
+@dataclass
+class Stop:
+    """Why Ray Tune stopped before its trials were done, if it did."""
+
+    interrupted: bool = False  # Ctrl-C, SIGTERM, SIGHUP, a full disk
+    error: str | None = None  # Tune or Ray failed as a whole
+    disk_full: str | None = None
+
+
+class _Tuner:
+    """A sweep's Ray Tune run: its trainable (the rows through Ray's object store), its one
+    search algorithm (the grid's packs, a searched curve's rounds, the halves of a pack out of
+    memory) and its callbacks."""
+
+    def __init__(
+        self,
+        config: SweepConfig,
+        sweep: Sweep,
+        packs: list,
+        specs: list,
+        data: Resampled,
+        slots: int,
+        nodes: int,
+        options: RunOptions,
+        progress: Progress,
+    ) -> None:
+        import ray
+        from ray import tune
+
+        from sweeps.execution.searcher import SweepSearcher
+
+        self.config, self.sweep, self.slots, self.nodes = config, sweep, slots, nodes
+        self.options, self.progress = options, progress
+        # the rows go to Ray's object store once; trials fetch them from there, never from
+        # the user's file (a worker node needs no copy of it)
+        self.rows = ray.put(data)
+        trainable = tune.with_parameters(
+            pack_trainable, config_json=config_json(config), data=[self.rows]
+        )
+        self.trainable = tune.with_resources(trainable, {"cpu": config.execution.cpus_per_trial})
+        known = known_outcomes(sweep, config) if specs else {}
+        self.searcher = SweepSearcher(
+            config, packs, specs, known, data.fold_sizes(), added=progress.add
+        )
+        self.callback = None
+
+    def fit(self, writer: ChildRunWriter, stop: Stop) -> None:
+        from ray import tune
+        from ray.tune import FailureConfig, RunConfig, TuneConfig
+
+        from sweeps.execution.callback import NoProgressTable, QuietTrials, ResultsToMLflow
+
+        config, progress = self.config, self.progress
+        self.callback = ResultsToMLflow(writer, progress, self.searcher)
+        tuner = tune.Tuner(
+            self.trainable,
+            param_space={},
+            tune_config=TuneConfig(
+                max_concurrent_trials=self.slots,
+                # on several nodes, a fresh actor per trial: with reuse, Tune hands trials to
+                # cached actors and kills the ones still starting elsewhere (slow imports), so
+                # remote nodes sit idle; on one node, reuse saves each trial's start-up
+                reuse_actors=self.nodes == 1,
+                trial_name_creator=lambda trial: trial_input(trial.config).label,
+                trial_dirname_creator=lambda trial: f"pack-{trial.trial_id}",
+                search_alg=self.searcher,
+                num_samples=-1,
+            ),
+            run_config=RunConfig(
+                # a folder per sweep (parent run): two sweeps of one name never share one
+                name=f"{config.name}-{self.sweep.run_id[:12]}",
+                storage_path=self.options.storage_path or config.execution.storage_path,
+                callbacks=[self.callback, QuietTrials()],
+                failure_config=FailureConfig(max_failures=config.execution.max_failures),
+                progress_reporter=NoProgressTable(),
+                verbose=0,
+            ),
+        )
+        try:
+            tuner.fit()
+        except KeyboardInterrupt as signal:  # Ctrl-C, or SIGTERM / SIGHUP (sweeps.cli)
+            stop.interrupted = True
+            by = f" by {signal}" if str(signal) else ""
+            progress.note(f"interrupted{by}: writing what finished; resume with --resume")
+        except Exception as failure:  # Tune or Ray as a whole (a trial's error is a result)
+            if is_disk_full(failure):
+                stop.interrupted, stop.disk_full = True, str(writer.disk_full or failure)
+                progress.note(f"{stop.disk_full}: stopping; what finished is written")
+            else:
+                stop.error = first_line(failure, with_type=True)
+                progress.note(f"the sweep stopped: {stop.error}")
+
+
+def _drain(writer: ChildRunWriter, progress: Progress, options: RunOptions, stop: Stop) -> int:
+    """Let the writers write what came in, then stop them; how many results stay unwritten.
+
+    A stopped sweep (Ctrl-C, ``docker stop``) waits for them only so long, a full disk hardly
+    at all: what cannot be written now is trained again on ``--resume``."""
+    if writer.pending:
+        on_disk = len(writer.backlog) if writer.backlog.spilled_total else 0
+        progress.note(
+            f"writing {writer.pending} results to MLflow"
+            + (f" (some of them from disk, {writer.backlog.spill_path})" if on_disk else "")
+            + " ..."
+        )
+    wait = options.stop_drain_seconds if stop.interrupted else options.drain_seconds
+    unwritten = writer.close(10.0 if stop.disk_full else wait)
+    if unwritten:
+        progress.note(
+            f"{unwritten} results could not be written to MLflow ({writer.last_error}); "
+            "they will be trained again with --resume"
+        )
+    return unwritten
 
 
 def known_outcomes(sweep: Sweep, config: SweepConfig) -> dict[str, tuple[float, float]]:
