@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 
 from regcore import metrics
-from sweeps.errors import SweepError, UsageError
+from sweeps.errors import SweepError, UsageError, first_line
 from sweeps.options import resolve_tracking_uri
 from sweeps.store import layout
 
@@ -203,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         on_ray_started=stop_on_signals,
     )
     if ended.code == 1 and ended.problem:
-        print(ended.problem, file=sys.stderr)
+        print(f"error: {ended.problem}", file=sys.stderr)
     return ended.code
 
 
@@ -346,10 +346,6 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # A tracking server's client prints two links whenever a run ends, fetching the run again
-    # to do so: 20,000 lines and a third of the write rate in a 10,000-point sweep. The sweep
-    # prints its own links once.
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
@@ -363,6 +359,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 128 + STOPPED_BY[0]
+    except Exception as error:  # not foreseen: one line (REGSWEEP_DEBUG=1 shows where)
+        if os.environ.get("REGSWEEP_DEBUG"):
+            raise
+        print(
+            f"error: {first_line(error, with_type=True)} (unexpected; REGSWEEP_DEBUG=1 shows "
+            "where)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def entry() -> None:

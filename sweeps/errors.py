@@ -7,7 +7,7 @@ import os
 
 from regcore.messages import first_line
 
-__all__ = ["DiskFull", "SweepError", "UsageError", "env_number", "first_line"]
+__all__ = ["DiskFull", "SweepError", "TakenOver", "UsageError", "env_number", "first_line"]
 
 
 class UsageError(ValueError):
@@ -38,6 +38,17 @@ class DiskFull(SweepError):
             free = "its free space unknown"
         self.folder = str(folder)
         super().__init__(f"the disk is full: {folder} has {free} ({what})")
+
+
+class TakenOver(SweepError):
+    """Another driver took this sweep over (``--resume --force``): this one stops at once,
+    writes nothing more and leaves the parent run to it."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(
+            f"another driver ({holder}) took this sweep over with --resume --force; this one "
+            "stopped and wrote nothing more"
+        )
 
 
 def is_disk_full(error: BaseException) -> bool:

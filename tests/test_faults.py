@@ -129,7 +129,8 @@ def test_resume_while_the_driver_runs_is_refused_and_the_driver_finishes(tmp_pat
 def test_a_killed_drivers_lease_expires_and_force_takes_a_fresh_one(tmp_path, ray_head):
     config, points = _lease_config(tmp_path, "killed")
     uri, options = run_options(tmp_path, ray_head.address)
-    for lease, name in ((6, "expiry"), (120, "force")):
+    # a lease long enough for the second driver's start on a busy machine to fall within it
+    for lease, name in ((15, "expiry"), (120, "force")):
         env = {"REGSWEEP_LEASE_SECONDS": str(lease)}
         log = tmp_path / f"{name}.log"
         driver = cli_background(
@@ -218,7 +219,7 @@ def test_every_training_diverging_exits_1(tmp_path, ray_head):
     assert "Warning" not in result.stderr and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]  # after the progress lines
     assert line == (
-        "every training of sweep 'all-diverge' diverged (4 of 4: the cost stopped being "
+        "error: every training of sweep 'all-diverge' diverged (4 of 4: the cost stopped being "
         "finite); the usual cause is too large a learning rate (model.learning_rate = 0.5)"
     )
     assert not client(uri).search_registered_models()  # nothing registered
@@ -342,3 +343,32 @@ def test_a_pack_that_does_not_fit_in_memory_trains_in_halves(tmp_path, ray_head)
     _, children = sweep_runs(uri)
     _each_point_once(children, 8)
     assert sorted(int(c.data.tags["regsweep.pack"]) for c in children) == [2] * 8
+
+
+def test_force_takes_over_a_running_driver_which_stops(tmp_path, ray_head):
+    """``--resume --force`` while the first driver still runs: the first stops within a lease
+    refresh (exit 1, one line naming the taker), writes nothing more and leaves the parent run
+    alone; the taker finishes every point once and closes the sweep."""
+    config, points = _lease_config(tmp_path, "taken")
+    uri, options = run_options(tmp_path, ray_head.address)
+    env = {"REGSWEEP_LEASE_SECONDS": "6"}
+    log = tmp_path / "first.log"
+    first = cli_background(
+        "run", str(config), *options, "--no-report", cwd=tmp_path, log=log, env=env
+    )
+    try:
+        wait_for_text(log, "[taken] ", first)
+        forced = cli(
+            "run", str(config), *options, "--resume", "--force", "--no-report",
+            cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert forced.returncode == 0, forced.stdout + forced.stderr
+        assert first.wait(timeout=120) == 1, log.read_text()
+    finally:
+        kill_group(first)
+    errors = [line for line in log.read_text().splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "took this sweep over with --resume --force" in errors[0]
+    assert "pid " in errors[0] and "Traceback" not in log.read_text()
+    parent, children = _sweep(uri, "taken")
+    assert parent.info.status == "FINISHED"
+    _each_point_once(children, points)

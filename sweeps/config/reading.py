@@ -50,7 +50,11 @@ def resolve_config_path(argument: str | Path) -> Path:
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        raw = load_yaml(path.read_text())
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"CONFIG: cannot read {path}: {error}") from None
+    try:
+        raw = load_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ray.tune import Callback
 from ray.tune.progress_reporter import ProgressReporter, TrialProgressCallback
 
 from sweeps.config.points import TrainingPoint
+from sweeps.errors import TakenOver
 from sweeps.execution.progress import Progress
 from sweeps.execution.searcher import SweepSearcher
 from sweeps.execution.trial import trial_input
@@ -26,9 +28,14 @@ class ResultsToMLflow(Callback):
     """Hands each pack's results to the MLflow writer, and removes them from Tune's copy."""
 
     def __init__(
-        self, writer: ChildRunWriter, progress: Progress, searcher: SweepSearcher | None = None
+        self,
+        writer: ChildRunWriter,
+        progress: Progress,
+        searcher: SweepSearcher,
+        taken_over: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.writer, self.progress, self.searcher = writer, progress, searcher
+        self.taken_over = taken_over  # who took the sweep over, if anybody (the lease)
         self.retries = 0
         # keys whose result came in: a trial retried after it reported (its node was lost)
         # delivers them again; the writer keeps one run per key, the count must too
@@ -62,9 +69,13 @@ class ResultsToMLflow(Callback):
             )
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        # a full disk stops the sweep within a step of Tune's loop, results or not
+        # a full disk, or another driver taking the sweep over, stops it within a step of Tune's
+        # loop, results or not
         if self.writer.disk_full is not None:
             raise self.writer.disk_full
+        holder = self.taken_over()
+        if holder is not None:
+            raise TakenOver(holder)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.retries += 1
@@ -74,7 +85,7 @@ class ResultsToMLflow(Callback):
         # the points it reported before it failed for good are done
         points = [p for p in self.points(trial) if p.key not in self.delivered]
         message = _last_error_line(trial)
-        if self.searcher is not None and is_out_of_memory(message):
+        if is_out_of_memory(message):
             sizes = self.searcher.split(trial_input(trial.config).label, points)
             if sizes is not None:  # Tune proposes the halves next
                 self.progress.note(

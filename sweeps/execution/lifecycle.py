@@ -24,7 +24,7 @@ from sweeps.config.data import load_data
 from sweeps.config.points import TrainingPoint, curve_specs, expand, searched
 from sweeps.config.reading import ConfigSource, config_text, read_config
 from sweeps.config.schema import SweepConfig
-from sweeps.errors import DiskFull, SweepError, first_line, is_disk_full
+from sweeps.errors import DiskFull, SweepError, TakenOver, first_line, is_disk_full
 from sweeps.options import RunOptions
 from sweeps.store import layout, lease
 from sweeps.store.retry import raw_client
@@ -110,7 +110,6 @@ def execute(
     config, data, points = prepared.config, prepared.data, prepared.points
     tracking_uri = options.tracking_uri
     tracking.check_tracking_uri(tracking_uri)
-    tracking.check_tracking_server(tracking_uri)
     client, previous = _checked_store(config, options, say)
     if options.local:  # before the store is set up beside Ray's start
         runner.check_schedulable(config, runner.local_cpus(), "this machine (a local Ray)")
@@ -124,7 +123,7 @@ def execute(
             store = pool.submit(tracking.client_for, tracking_uri)
         resources = runner.connect_ray(options.address)
     on_ray_started()
-    if not resources.get("token_auth", 1.0):
+    if not options.local and not resources.get("token_auth", 1.0):
         print(
             f"warning: the Ray cluster at {options.address} runs without token authentication: "
             "anyone who reaches it can run code on it (RAY_AUTH_MODE=token and one RAY_AUTH_TOKEN "
@@ -139,10 +138,13 @@ def execute(
             runner.check_schedulable(config, resources["largest_node_cpus"], where)
         if client is None:
             client = store.result() if store is not None else tracking.client_for(tracking_uri)
+        if previous is not None:  # the lease first: a second driver is turned away from now on
+            keeper = lease.LeaseKeeper(client, previous.info.run_id, options.lease_seconds)
         sweep = tracking.start_sweep(
             client, config, prepared.text, len(points), resume_from=previous, data=data
         )
-        keeper = lease.LeaseKeeper(raw_client(client), sweep.run_id, options.lease_seconds)
+        if keeper is None:
+            keeper = lease.LeaseKeeper(client, sweep.run_id, options.lease_seconds)
         keys = {p.key for p in points}
         if searched(config):  # a search's trainings are known as it goes: count all done
             keys |= sweep.done_keys
@@ -160,6 +162,7 @@ def execute(
             nodes=int(resources.get("nodes", 1)),
             options=options,
             progress=line,
+            taken_over=keeper.lost,
         )
     except Exception:
         if keeper is not None:
@@ -169,6 +172,8 @@ def execute(
         # synchronously: an object still holding a Ray reference, collected after a shutdown
         # done elsewhere, makes Ray's core worker end the process
         runner.shutdown_ray()
+    if outcome.taken_over:  # the sweep and its parent run are the other driver's now
+        raise TakenOver(outcome.taken_over)
     try:
         ended = finish(prepared, options, client, sweep, outcome, say=say, stop_signal=stop_signal)
     except Exception:

@@ -13,7 +13,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,6 +190,7 @@ class SweepOutcome:
     interrupted: bool = False
     error: str | None = None  # Ray Tune failed as a whole
     disk_full: str | None = None  # a folder the driver writes to filled up (sweeps.errors)
+    taken_over: str | None = None  # another driver took the sweep over (sweeps.store.lease)
 
 
 def run_points(
@@ -202,8 +203,10 @@ def run_points(
     nodes: int,
     options: RunOptions,
     progress: Progress,
+    taken_over: Callable[[], str | None] = lambda: None,
 ) -> SweepOutcome:
-    """Train ``points`` (those not done yet) with Ray Tune and write them to ``sweep``.
+    """Train ``points`` (those not done yet) with Ray Tune and write them to ``sweep``;
+    ``taken_over`` says who took the sweep over (the lease), which stops it at once.
 
     ``options`` give Ray Tune's folder (``storage_path``, else ``execution.storage_path``), the
     writer's memory bound and how long the end waits for an unreachable tracking server."""
@@ -231,7 +234,7 @@ def run_points(
         if todo or specs:
             packs = plan_packs(config, todo, slots, len(data.folds[0].train), data.n_features)
             tuner = _Tuner(config, sweep, packs, specs, data, slots, nodes, options, progress)
-            tuner.fit(writer, stop)
+            tuner.fit(writer, stop, taken_over)
     finally:  # whatever stopped it: what came in is written, and the writers stop
         unwritten = _drain(writer, progress, options, stop)
     if tuner is not None and specs:
@@ -253,6 +256,7 @@ def run_points(
         interrupted=stop.interrupted,
         error=stop.error,
         disk_full=stop.disk_full,
+        taken_over=stop.taken_over,
     )
 
 
@@ -263,6 +267,7 @@ class Stop:
     interrupted: bool = False  # Ctrl-C, SIGTERM, SIGHUP, a full disk
     error: str | None = None  # Tune or Ray failed as a whole
     disk_full: str | None = None
+    taken_over: str | None = None  # the driver that took the sweep over
 
 
 class _Tuner:
@@ -302,14 +307,14 @@ class _Tuner:
         )
         self.callback = None
 
-    def fit(self, writer: ChildRunWriter, stop: Stop) -> None:
+    def fit(self, writer: ChildRunWriter, stop: Stop, taken_over: Callable[[], str | None]) -> None:
         from ray import tune
         from ray.tune import FailureConfig, RunConfig, TuneConfig
 
         from sweeps.execution.callback import NoProgressTable, QuietTrials, ResultsToMLflow
 
         config, progress = self.config, self.progress
-        self.callback = ResultsToMLflow(writer, progress, self.searcher)
+        self.callback = ResultsToMLflow(writer, progress, self.searcher, taken_over)
         tuner = tune.Tuner(
             self.trainable,
             param_space={},
@@ -344,6 +349,8 @@ class _Tuner:
             if is_disk_full(failure):
                 stop.interrupted, stop.disk_full = True, str(writer.disk_full or failure)
                 progress.note(f"{stop.disk_full}: stopping; what finished is written")
+            elif taken_over() is not None:
+                stop.interrupted, stop.taken_over = True, taken_over()
             else:
                 stop.error = first_line(failure, with_type=True)
                 progress.note(f"the sweep stopped: {stop.error}")
@@ -362,6 +369,8 @@ def _drain(writer: ChildRunWriter, progress: Progress, options: RunOptions, stop
             + " ..."
         )
     wait = options.stop_drain_seconds if stop.interrupted else options.drain_seconds
+    if stop.taken_over:  # the sweep is another driver's now: write nothing more
+        wait = 0.0
     unwritten = writer.close(10.0 if stop.disk_full else wait)
     if unwritten:
         progress.note(

@@ -5,8 +5,10 @@ a token of its own and when it last refreshed it (every :data:`REFRESHES` th of 
 length, on a thread of its own). ``--resume`` of a sweep whose lease is fresher than the lease's
 length (``REGSWEEP_LEASE_SECONDS``, default 30) is refused, naming the host, the pid and the
 lease's age: a second driver would delete runs the first is still writing. ``--resume --force``
-takes the lease over; a driver that stopped (killed, or its machine gone) stops refreshing, and
-its lease is free once it is older than the lease's length. A sweep that ends releases it.
+takes the lease over, and the driver that held it stops within a refresh (it writes nothing more
+and leaves the parent run to the new driver); a driver that stopped (killed, or its machine
+gone) stops refreshing, and its lease is free once it is older than the lease's length. A sweep
+that ends releases it.
 
 Ages are measured with each machine's clock: drivers on machines whose clocks differ by more
 than a fraction of the lease's length should use a longer lease.
@@ -26,6 +28,7 @@ from typing import Any
 
 from sweeps.errors import UsageError
 from sweeps.store import layout
+from sweeps.store.retry import retrying
 
 #: refreshes per lease length
 REFRESHES = 6
@@ -83,7 +86,7 @@ class LeaseKeeper:
         self.token = uuid.uuid4().hex
         self.lost_to: Lease | None = None  # a driver that took the lease over (--force)
         self._stop = threading.Event()
-        self._write()
+        retrying(self._write)
         self._thread = threading.Thread(target=self._loop, name="sweep-lease", daemon=True)
         self._thread.start()
 
@@ -102,11 +105,18 @@ class LeaseKeeper:
             except Exception:  # a moment's trouble with the store: the next refresh tries again
                 continue
 
+    def lost(self) -> str | None:
+        """Who took the sweep over (``--resume --force`` elsewhere), in words; None if nobody."""
+        if self.lost_to is None:
+            return None
+        return f"host {self.lost_to.host}, pid {self.lost_to.pid}"
+
     def release(self) -> None:
-        """Stop refreshing and free the lease (unless another driver took it over)."""
+        """Stop refreshing and free the lease, if it is still this driver's."""
         self._stop.set()
         self._thread.join(timeout=self.seconds)
-        if self.lost_to is None:
-            # an unreachable store: the lease expires by itself
-            with contextlib.suppress(Exception):
+        # an unreachable store: the lease expires by itself
+        with contextlib.suppress(Exception):
+            held = Lease.read(self.client.get_run(self.run_id).data.tags)
+            if held is not None and held.token == self.token:
                 self.client.delete_tag(self.run_id, layout.LEASE_TAG)
