@@ -225,6 +225,11 @@ def test_every_training_diverging_exits_1(tmp_path, ray_head):
     assert not client(uri).search_registered_models()  # nothing registered
     summary = json.loads((tmp_path / "reports" / "all-diverge" / "summary.json").read_text())
     assert summary["curves"][0]["best_strength"] is None
+    # comparing it names no best strength rather than one where the trainings diverged
+    compared = cli("compare", "all-diverge", "--tracking-uri", uri, "--out", "cmp", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    best = pd.read_csv(tmp_path / "cmp" / "best.csv")
+    assert best["best strength"].isna().all() and "diverged" in best["verdict"].iloc[0]
 
 
 def test_a_diverging_refit_is_failed_and_not_registered(tmp_path):

@@ -109,14 +109,17 @@ def write_comparison(
 
     table_rows, long_rows = [], []
     for label, curve in labelled:
-        best = int(np.nanargmin(curve[f"{metric}_mean"].to_numpy()))
+        # a strength where a training diverged is never the best; nor is any when all did
+        values = curve_rules.selection_means(curve, metric)
+        best = int(np.argmin(np.where(np.isnan(values), np.inf, values)))
+        found = bool(np.isfinite(values[best]))
         summary = curve_rules.summarize(curve) if metric == metrics.DEV_COST else None
         table_rows.append(
             {
                 "curve": label,
                 "penalty": curve["penalty"].iloc[0],
-                "best strength": float(curve["strength"].iloc[best]),
-                f"{metric} at best": float(curve[f"{metric}_mean"].iloc[best]),
+                "best strength": float(curve["strength"].iloc[best]) if found else np.nan,
+                f"{metric} at best": float(values[best]) if found else np.nan,
                 "1-SE rule": summary.strength_1se if summary else np.nan,
                 "points": len(curve),
                 "verdict": summary.verdict if summary else "",

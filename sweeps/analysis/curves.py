@@ -244,6 +244,8 @@ def disagreement(curve: pd.DataFrame, best: int, metric: str) -> str | None:
     if f"{other}_mean" not in curve:
         return None
     values = selection_means(curve, other)
+    if not np.isfinite(values).any():
+        return None
     se = curve[f"{other}_se"].to_numpy()
     own = int(np.nanargmin(values))
     strengths = curve["strength"].to_numpy()
