@@ -113,3 +113,72 @@ def test_failed_trial_leaves_a_failed_run_that_resume_replaces(store):
 )
 def test_which_failures_are_retried(error, permanent):
     assert is_permanent(error) is permanent
+
+
+class _HangsUp:
+    """A loopback server that reads each request and closes without answering: the store may
+    have acted on it, the answer is lost."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.requests = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while True:
+            connection, _ = self.listener.accept()
+            with connection:
+                connection.recv(65536)
+                self.requests += 1
+
+
+def test_a_call_that_creates_is_not_retried_after_a_lost_answer(monkeypatch):
+    """A lost answer to ``create_run`` may hide a run the server made: retrying would make a
+    second. A read is retried; a create is sent as often as MLflow's own client sends it."""
+    from mlflow import MlflowClient
+
+    from sweeps.store.retry import RetryingClient
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    server = _HangsUp()
+    plain, retried = MlflowClient(server.uri), RetryingClient(MlflowClient(server.uri), 3.0)
+    counts = {}
+    for name, client in (("plain", plain), ("retried", retried)):
+        for call, args in (("create_run", ("0",)), ("get_experiment", ("0",))):
+            before = server.requests
+            with pytest.raises(MlflowException):
+                getattr(client, call)(*args)
+            counts[name, call] = server.requests - before
+    assert counts["retried", "create_run"] == counts["plain", "create_run"] >= 1
+    assert counts["retried", "get_experiment"] > counts["plain", "get_experiment"]
+
+
+@pytest.mark.parametrize(
+    ("error", "unsent"),
+    [
+        (MlflowException("database is locked", error_code=codes.INTERNAL_ERROR), True),
+        (
+            MlflowException(
+                "API request failed: Failed to establish a new connection: [Errno 111] "
+                "Connection refused",
+                error_code=codes.INTERNAL_ERROR,
+            ),
+            True,
+        ),
+        (MlflowException("slow down", error_code=codes.REQUEST_LIMIT_EXCEEDED), True),
+        (MlflowException("Read timed out", error_code=codes.INTERNAL_ERROR), False),
+        (MlflowException("Connection aborted", error_code=codes.INTERNAL_ERROR), False),
+    ],
+)
+def test_which_failures_a_create_call_retries(error, unsent):
+    from sweeps.store.retry import is_transient, is_unsent
+
+    assert is_transient(error)  # all are retried by a read
+    assert is_unsent(error) is unsent

@@ -42,7 +42,7 @@ from sweeps.errors import SweepError
 from sweeps.execution.trainable import estimator_for
 from sweeps.store import layout, model_format, tracking
 from sweeps.store.point_result import PointResult
-from sweeps.store.retry import retrying
+from sweeps.store.retry import is_unsent, retrying
 from sweeps.store.writer import close_result, log_result
 
 
@@ -223,8 +223,12 @@ def register(client: Any, name: str, refits: list[Refit]) -> list[tuple[Refit, A
     registered = []
     with tracking.tracking_uri(client.tracking_uri), _quiet():
         for refit in chosen:
-            version = retrying(
-                mlflow.register_model, refit.model_uri, name, await_registration_for=0
+            version = retrying(  # unsent only: a retry after a lost answer adds a version
+                mlflow.register_model,
+                refit.model_uri,
+                name,
+                await_registration_for=0,
+                when=is_unsent,
             )
             for rule in refit.rules:
                 client.set_registered_model_alias(name, layout.RULES[rule], version.version)
