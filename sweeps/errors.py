@@ -7,7 +7,15 @@ import os
 
 from regcore.messages import first_line
 
-__all__ = ["DiskFull", "SweepError", "TakenOver", "UsageError", "env_number", "first_line"]
+__all__ = [
+    "DiskFull",
+    "SweepError",
+    "TakenOver",
+    "UsageError",
+    "env_number",
+    "first_line",
+    "full_folder",
+]
 
 
 class UsageError(ValueError):
@@ -60,6 +68,19 @@ def is_disk_full(error: BaseException) -> bool:
             return True
         error = error.__cause__ or error.__context__
     return False
+
+
+def full_folder(error: BaseException | None, default: str | os.PathLike) -> str:
+    """The folder of the file whose write found no space (from the error or what it was
+    raised from), else ``default``."""
+    import errno
+
+    while error is not None:
+        name = getattr(error, "filename", None)
+        if getattr(error, "errno", None) == errno.ENOSPC and name:
+            return os.path.dirname(os.path.abspath(os.fsdecode(name)))
+        error = error.__cause__ or error.__context__
+    return os.fspath(default)
 
 
 def env_number(name: str, default: float) -> float:

@@ -391,3 +391,46 @@ def test_a_model_file_that_does_not_match_is_a_clear_error(tmp_path, fitted, nam
     _break(tmp_path, name, change)
     with pytest.raises(ModelFileError, match=message):
         load_pipeline(tmp_path)
+
+
+def test_a_whole_number_column_takes_whole_numbers_and_missing_values_through_mlflow(tmp_path):
+    """MLflow takes a JSON column of whole numbers only as ``long`` and one with a missing value
+    only as ``double``: the logged model takes both, as the pipeline does, and refuses text in
+    it naming the column; a request without a column is refused."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from sweeps.store import model_format
+    from sweeps.store.tracking import tracking_uri
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"trees": rng.integers(1, 40, 60), "rain": rng.normal(size=60)})
+    table["label"] = np.where(table["trees"] + 10 * table["rain"] > 20, "yes", "no")
+    table.to_csv(tmp_path / "farms.csv", index=False)
+    data = load_resampled("file", path=tmp_path / "farms.csv", target="label", test=0.2, seed=0)
+    rows, y, test_rows, _ = data.refit_data()
+    assert pd.api.types.is_integer_dtype(rows["trees"])
+    prepare = data.preprocessor().fit(rows)
+    clf = RegularizedClassifier(lam=0.1, epochs=200, random_state=0)
+    pipeline = Pipeline(
+        [("preprocess", prepare), ("classifier", clf.fit(prepare.transform(rows), y))]
+    )
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("farms")
+    run = client.create_run(experiment)
+    info = model_format.log_model(
+        client, run.info.run_id, experiment, "model", pipeline, data.columns, rows
+    )
+    with tracking_uri(client.tracking_uri):
+        model = mlflow.pyfunc.load_model(info.model_uri)
+    whole = test_rows.head(3).reset_index(drop=True)
+    holed = whole.astype({"trees": float})
+    holed.loc[1, "trees"] = np.nan
+    for batch in (whole, holed):
+        np.testing.assert_array_equal(model.predict(batch), pipeline.predict_proba(batch))
+    with pytest.raises(Exception, match="column 'trees' takes numbers"):
+        model.predict(whole.astype({"trees": object}).assign(trees=["3", "many", "4"]))
+    with pytest.raises(MlflowException, match="missing inputs"):
+        model.predict(whole.drop(columns="trees"))

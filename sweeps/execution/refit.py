@@ -165,20 +165,25 @@ def log(client: Any, sweep: tracking.Sweep, config: SweepConfig, data: Resampled
         if refit.test_cost is not None:
             final = {metrics.TEST_COST: refit.test_cost, metrics.TEST_ERROR: refit.test_error}
         result = training_result(estimator, final, refit.seconds)
-        log_result(client, run_id, params, result)
-        if not refit.diverged:
-            with _quiet():
-                info = model_format.log_model(
-                    client,
-                    run_id,
-                    sweep.experiment_id,
-                    layout.MODEL_NAME,
-                    refit.pipeline,
-                    data.columns,
-                    rows,
-                )
-            client.set_tag(run_id, layout.MODEL_URI_TAG, info.model_uri)
-            refit.model_uri = info.model_uri
+        try:
+            log_result(client, run_id, params, result)
+            if not refit.diverged:
+                with _quiet():
+                    info = model_format.log_model(
+                        client,
+                        run_id,
+                        sweep.experiment_id,
+                        layout.MODEL_NAME,
+                        refit.pipeline,
+                        data.columns,
+                        rows,
+                    )
+                client.set_tag(run_id, layout.MODEL_URI_TAG, info.model_uri)
+                refit.model_uri = info.model_uri
+        except BaseException:  # a run cut off here is FAILED, not left RUNNING for ever
+            with contextlib.suppress(Exception):
+                client.set_terminated(run_id, status="FAILED")
+            raise
         close_result(client, run_id, result)
         refit.run_id = run_id
 

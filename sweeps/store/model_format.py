@@ -74,28 +74,27 @@ def requirements() -> list[str]:
     return out
 
 
-def column_type(values: pd.Series, kind: str) -> str:
-    """A column's MLflow type: ``long`` for a column of whole numbers as the file holds them
-    (MLflow will not take an int column as ``double``), ``double`` for other numbers,
-    ``boolean`` and ``string`` for categories."""
+def column_type(values: pd.Series, kind: str) -> Any:
+    """A column's MLflow type: ``double`` for a column of numbers with a fraction or a missing
+    value in the file, ``any`` for whole numbers (MLflow takes a JSON column of whole numbers
+    only as ``long``, and one with a missing value only as ``double``: the model's own check
+    turns both into numbers and refuses text naming the column), ``boolean`` and ``string``
+    for categories."""
+    from mlflow.types.schema import AnyType
+
     if kind == NUMBER:
-        return "long" if pd.api.types.is_integer_dtype(values) else "double"
+        return AnyType() if pd.api.types.is_integer_dtype(values) else "double"
     return "boolean" if kind == BOOLEAN else "string"
 
 
 def signature(rows: pd.DataFrame, columns: Columns, classes: list[Any]) -> Any:
     """The model's MLflow signature: the table's columns by name and type as ``rows`` (the
-    training rows) hold them, none required (a missing value is imputed), and a
-    (n_rows, n_classes) array of probabilities."""
+    training rows) hold them, each required (a missing value is imputed, a missing column is
+    an error), and a (n_rows, n_classes) array of probabilities."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
 
-    inputs = Schema(
-        [
-            ColSpec(column_type(rows[name], kind), name, required=False)
-            for name, kind in columns.kinds
-        ]
-    )
+    inputs = Schema([ColSpec(column_type(rows[name], kind), name) for name, kind in columns.kinds])
     outputs = Schema([TensorSpec(np.dtype(np.float64), (-1, len(classes)))])
     return ModelSignature(inputs=inputs, outputs=outputs)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sweeps.config.points import TrainingPoint
 from sweeps.config.schema import SweepConfig
-from sweeps.errors import DiskFull, first_line, is_disk_full
+from sweeps.errors import DiskFull, first_line, full_folder, is_disk_full
 from sweeps.store import layout
 from sweeps.store.backlog import Backlog
 from sweeps.store.layout import (
@@ -210,7 +210,8 @@ class ChildRunWriter:
                     self.last_error = first_line(error, with_type=True, limit=200)
                     if is_disk_full(error):  # the sweep stops (the callback sees it)
                         if self.disk_full is None:
-                            self.disk_full = DiskFull(self._scratch.name, "writing weights")
+                            folder = full_folder(error, self._scratch.name)
+                            self.disk_full = DiskFull(folder, "writing a training's run")
                         with self._lock:
                             self.dropped += 1
                         break
