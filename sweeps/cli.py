@@ -303,7 +303,8 @@ def _print_newest_sweep(uri: str, address: str) -> None:
     """The UI addresses of the newest sweep's runs, if the store has a sweep."""
     from sweeps.store import tracking
 
-    if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///") :]):
+    database = tracking.sqlite_path(uri)
+    if database is not None and not database.exists():
         return  # no store yet (the UI makes an empty one)
     runs = tracking.sweep_runs(tracking.client_for(uri))
     if runs:

@@ -109,7 +109,8 @@ def run_options(
     ------
     UsageError
         For a bad value of ``REGSWEEP_WRITER_MEMORY_MB``, ``REGSWEEP_WRITER_DRAIN_SECONDS``,
-        ``REGSWEEP_LEASE_SECONDS`` or ``REGCORE_ENGINE``, or ``force`` without ``resume``.
+        ``REGSWEEP_STOP_DRAIN_SECONDS``, ``REGSWEEP_LEASE_SECONDS``, ``REGSWEEP_SPILL_DIR`` or
+        ``REGCORE_ENGINE``, or ``force`` without ``resume``.
     """
     from regcore.engines import environment_engine
 

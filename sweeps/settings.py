@@ -55,7 +55,7 @@ class Setting:
         The ``model`` section's field for settings every point of a sweep shares (or, for
         ``width``, takes as default).
     on_point : bool
-        A field of :class:`sweeps.config.TrainingPoint` (varies between a sweep's trainings).
+        A field of :class:`sweeps.config.points.TrainingPoint` (varies between a sweep's trainings).
     estimator : str, optional
         The ``RegularizedClassifier`` parameter it sets; ``depth`` and ``width`` together set
         ``hidden_layer_sizes`` (see :func:`estimator_params`).

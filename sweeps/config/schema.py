@@ -18,7 +18,8 @@
         weight_decay: {lam: [0.1, 1]}
         dropout: {keep_prob: [0.5, 0.8]}
     execution: {cpus_per_trial: 1, max_concurrent_trials: null, max_failures: 2,
-                pack_size: auto, storage_path: null}
+                pack_size: auto, order: coarse_to_fine, writers: auto,
+                trial_memory_mb: null, storage_path: null}
 
 Unknown keys, wrong types and impossible values raise :class:`~sweeps.errors.UsageError` with the
 YAML path of the field, e.g. ``search.penalties.l2.lam: must be >= 0, got -1``.

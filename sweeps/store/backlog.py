@@ -3,7 +3,9 @@
 During a long tracking outage a sweep keeps producing results; holding them all in the driver's
 memory would grow it without limit. The backlog keeps at most ``memory_limit`` bytes of records
 in memory (``REGSWEEP_WRITER_MEMORY_MB``, default 256 MB) and appends the rest to a spill file
-in the driver's temporary folder, read back in order as the writers catch up.
+in ``REGSWEEP_SPILL_DIR`` (default: the driver's temporary folder), read back in order as the
+writers catch up. The file is the driver's own and lives only while it runs, so records are
+pickled (nothing from elsewhere is ever unpickled); a full disk there is :class:`DiskFull`.
 """
 
 from __future__ import annotations

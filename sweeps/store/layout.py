@@ -54,7 +54,7 @@ CONFIG_ARTIFACT = "sweep.yaml"  # the parent's effective config
 BRACKETS_ARTIFACT = "brackets.json"  # a bracketing search's final brackets, on the parent
 TABLE_ARTIFACT = "points.parquet"  # the parent's table of runs when it ended
 REPORT_FOLDER = "report"  # the report, under the parent
-WEIGHTS_ARTIFACT = "weights.npz"  # a training's model (regcore.model_io)
+WEIGHTS_ARTIFACT = "weights.npz"  # a training's weights (regcore.model_io.to_npz)
 MODEL_NAME = "model"  # a refit run's logged model
 
 # --- the refit's rules and the aliases of their registered versions -----------------------------

@@ -20,7 +20,7 @@ class PointResult:
     Attributes
     ----------
     key : str
-        The point's deterministic key (:func:`sweeps.config.point_key`).
+        The point's deterministic key (:func:`sweeps.config.points.point_key`).
     columns : list of str
         The history's columns, ``epoch`` first (:func:`regcore.metrics.history_columns`).
     rows : ndarray of shape (n_logged_epochs, len(columns))
