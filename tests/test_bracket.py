@@ -75,3 +75,71 @@ def test_a_round_depends_only_on_the_results_not_their_order():
     for strength in reversed(points):
         second.record(strength, evaluations[strength])
     assert first.next_round() == second.next_round()
+
+
+# --- the searcher when a trial fails ---------------------------------------------------------
+
+
+def _searcher(tmp_path):
+    from sweeps.config.points import curve_specs
+    from sweeps.config.reading import read_config
+    from sweeps.execution.searcher import SweepSearcher
+    from tests.helpers import write_config
+
+    path = write_config(
+        tmp_path / "s.yaml",
+        {
+            "name": "oom",
+            "search": {
+                "depths": [1],
+                "seeds": [0, 1],
+                "penalties": {"l2": {"lam": {"bracket": [1e-3, 10], "tol": 0.2, "budget": 12}}},
+            },
+        },
+    )
+    config, _ = read_config(str(path))
+    specs = [spec for spec in curve_specs(config) if spec.search is not None]
+    return SweepSearcher(config, [], specs, {}, {(None, None): (70, 30)})
+
+
+def _report(searcher, trial_id, value):
+    """Tune hands the searcher the trial's results: every training at ``value``."""
+    from types import SimpleNamespace
+
+    from sweeps.store.point_result import POINTS
+
+    items = [
+        SimpleNamespace(key=p.key, diverged=False, final={"dev_cost": value})
+        for p in searcher.in_flight[trial_id][1]
+    ]
+    searcher.on_trial_result(trial_id, {POINTS: items})
+    searcher.on_trial_complete(trial_id)
+
+
+@pytest.mark.parametrize("out_of_memory", [True, False])
+def test_a_failed_trial_of_a_searched_curve(tmp_path, out_of_memory):
+    """Tune tells the searcher of a failure before the callback knows why. Out of memory, the
+    trial's trainings train again as halves in the same curve, and the strength is judged on
+    their results; failed for good, the strength is infinitely bad and the search goes on."""
+    searcher = _searcher(tmp_path)
+    (search,) = searcher.searches
+    first = list(search.round)
+    searcher.suggest("t0")
+    failed = searcher.in_flight["t0"][1]
+    assert len(failed) == 2  # the strength's two seeds
+    searcher.on_trial_complete("t0", error=True)
+    sizes = searcher.trial_failed("t0", "l2 x", failed, out_of_memory=out_of_memory)
+    assert sizes == ((1, 1) if out_of_memory else None)
+    trial = 1
+    while searcher.queue and search.rounds == 1:
+        searcher.suggest(f"t{trial}")
+        _report(searcher, f"t{trial}", 0.5)
+        trial += 1
+    assert search.rounds == 2  # the first round was judged, and the search went on
+    strength = failed[0].strength
+    assert strength in first
+    expected = 0.5 if out_of_memory else math.inf
+    recorded = {round(10**x, 9): e.mean for x, e in search.bracket.results.items()}  # by log10
+    assert recorded[round(strength, 9)] == expected
+    others = [v for s, v in recorded.items() if s != round(strength, 9)]
+    assert others == [0.5] * (len(first) - 1)

@@ -85,14 +85,16 @@ class ResultsToMLflow(Callback):
         # the points it reported before it failed for good are done
         points = [p for p in self.points(trial) if p.key not in self.delivered]
         message = _last_error_line(trial)
-        if is_out_of_memory(message):
-            sizes = self.searcher.split(trial_input(trial.config).label, points)
-            if sizes is not None:  # Tune proposes the halves next
-                self.progress.note(
-                    f"a trial ran out of memory ({message[:120]}): its {len(points)} points "
-                    f"train again as packs of {sizes[0]} and {sizes[1]}"
-                )
-                return
+        label = trial_input(trial.config).label
+        sizes = self.searcher.trial_failed(
+            trial.trial_id, label, points, out_of_memory=is_out_of_memory(message)
+        )
+        if sizes is not None:  # Tune proposes the halves next
+            self.progress.note(
+                f"a trial ran out of memory ({message[:120]}): its {len(points)} points "
+                f"train again as packs of {sizes[0]} and {sizes[1]}"
+            )
+            return
         for point in points:
             self.writer.submit(PointRecord(point, error=message))
         self.progress.point_failed(len(points))

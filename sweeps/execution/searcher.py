@@ -130,6 +130,8 @@ class SweepSearcher(_searcher_base()):
         )
         self.searches = [CurveSearch(spec, config) for spec in curves]
         self.in_flight: dict[str, tuple[int | None, list[TrainingPoint]]] = {}
+        # trials that failed, until the callback says how (Tune tells the searcher first)
+        self.failed: dict[str, tuple[int | None, list[TrainingPoint]]] = {}
         # the progress line counts the first rounds already; a resumed search may stand in a
         # later round, whose trainings it has not counted yet
         first = {p.key for s in self.searches for st in s.spec.initial() for p in s.trainings(st)}
@@ -165,15 +167,24 @@ class SweepSearcher(_searcher_base()):
                 if new and self._added:
                     self._added(new)
 
-    def split(self, label: str, points: list[TrainingPoint]) -> tuple[int, int] | None:
-        """Queue ``points`` (a trial's, out of memory) again as two packs of halves; their
-        sizes, or None for a single point (it failed for good)."""
-        if len(points) < 2:
-            return None
-        half = len(points) // 2
-        for suffix, part in (("a", points[:half]), ("b", points[half:])):
-            self.queue.appendleft((None, TrialInput(f"{label}{suffix}", tuple(part))))
-        return half, len(points) - half
+    def trial_failed(
+        self, trial_id: str, label: str, points: list[TrainingPoint], out_of_memory: bool
+    ) -> tuple[int, int] | None:
+        """A trial failed for good, leaving ``points`` unreported. Out of memory with two points
+        or more: they are queued again as two packs of halves, in the same curve, and their
+        sizes returned. Otherwise its trainings count as infinitely bad, its curve's search
+        goes on, and None is returned."""
+        index, pack = self.failed.pop(trial_id, (None, []))
+        if out_of_memory and len(points) >= 2:
+            half = len(points) // 2
+            for suffix, part in (("b", points[half:]), ("a", points[:half])):
+                self.queue.appendleft((index, TrialInput(f"{label}{suffix}", tuple(part))))
+            return half, len(points) - half
+        for point in [*pack, *points]:
+            self.known.setdefault(point.key, (math.inf, 1.0))
+        if index is not None:
+            self._enqueue(index, self.searches[index].advance(self.known))
+        return None
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if self.queue:
@@ -200,9 +211,9 @@ class SweepSearcher(_searcher_base()):
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
         index, pack = self.in_flight.pop(trial_id, (None, []))
-        if error:  # failed for good: its trainings count as infinitely bad, and the search goes on
-            for point in pack:
-                self.known.setdefault(point.key, (math.inf, 1.0))
+        if error:  # what follows waits for the callback's word (trial_failed): retried or not
+            self.failed[trial_id] = (index, pack)
+            return
         if index is not None:
             self._enqueue(index, self.searches[index].advance(self.known))
 
