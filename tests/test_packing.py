@@ -115,3 +115,30 @@ def test_the_first_pack_spans_every_curve_and_keeps_a_strengths_trainings_togeth
     first = plan_packs(grid, expand(grid), 2, 180, 2)[0]
     # neighbouring strengths together: the three smallest of l2
     assert {round(p.strength, 9) for p in first} == {0.001, 0.003162278, 0.01}
+
+
+def test_the_planner_keeps_each_pack_within_the_trial_memory_budget():
+    """``execution.trial_memory_mb`` caps the packs the planner makes, by its own estimate (a
+    trial halves a pack only when the estimate was wrong): room for three and a half models
+    makes packs of at most three."""
+    from sweeps.execution.packing import plan_packs
+
+    raw = {
+        "name": "budget",
+        "dataset": {"name": "moons"},
+        "model": {"width": 256},
+        "search": {
+            "depths": [2],
+            "seeds": [0],
+            "penalties": {"l2": {"lam": [0.01 * k for k in range(1, 17)]}},
+        },
+    }
+    config, _ = read_config(raw)
+    points = expand(config)
+    one = model_bytes(config, points[0], 1000, 2)
+    unbounded = plan_packs(config, points, 1, 1000, 2)
+    config, _ = read_config({**raw, "execution": {"trial_memory_mb": int(3.5 * one / 2**20)}})
+    bounded = plan_packs(config, points, 1, 1000, 2)
+    assert max(len(pack) for pack in unbounded) > 3
+    assert max(len(pack) for pack in bounded) == 3
+    assert sorted(p.key for pack in bounded for p in pack) == sorted(p.key for p in points)

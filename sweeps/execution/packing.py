@@ -18,7 +18,8 @@ MAX_PACK = 32
 #: a sweep of many points gets at most this many trials per slot: larger packs, since Ray Tune
 #: spends tens of milliseconds on each trial
 WAVES = 4
-#: keep what one trial's models hold under this many bytes (:func:`model_bytes`)
+#: keep what one trial's models hold under this many bytes (:func:`model_bytes`), unless
+#: ``execution.trial_memory_mb`` says otherwise
 PACK_MEMORY_BUDGET = 512 * 2**20
 #: elementwise work per hidden activation, in matrix multiply-adds (fitted to bench/ timings)
 ACTIVATION_COST = 50
@@ -63,7 +64,8 @@ def plan_packs(
 
     ``execution.pack_size: auto``: each architecture is cut into packs of at most
     :data:`MAX_PACK` points, or of an even share of :data:`WAVES` trials per slot when that is
-    more (and within :data:`PACK_MEMORY_BUDGET` bytes); then the most expensive pack
+    more (and within ``execution.trial_memory_mb``, else :data:`PACK_MEMORY_BUDGET` bytes); then
+    the most expensive pack
     is halved while it alone would take longer than an even share of all the work per slot.
     Packs are returned in decreasing estimated cost, so that the longest start first and the
     slots finish together. An integer ``pack_size`` fixes the size (1 = one point per trial).
@@ -82,9 +84,11 @@ def plan_packs(
     unit = {key: point_cost(config, group[0], n_features, n_train) for key, group in groups.items()}
     packs: list[list[TrainingPoint]] = []
     most = max(MAX_PACK, math.ceil(len(points) / (max(1, slots) * WAVES)))
+    megabytes = config.execution.trial_memory_mb
+    budget = PACK_MEMORY_BUDGET if megabytes is None else megabytes * 2**20
     for group in groups.values():
         if setting == "auto":
-            memory_cap = PACK_MEMORY_BUDGET // model_bytes(config, group[0], n_train, n_features)
+            memory_cap = budget // model_bytes(config, group[0], n_train, n_features)
             size = max(1, min(most, memory_cap))
         else:
             size = setting
