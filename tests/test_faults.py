@@ -126,33 +126,42 @@ def test_resume_while_the_driver_runs_is_refused_and_the_driver_finishes(tmp_pat
     _each_point_once(children, points)
 
 
-def test_a_killed_drivers_lease_expires_and_force_takes_a_fresh_one(tmp_path, ray_head):
+def test_a_killed_drivers_lease_is_free_here_at_once_and_elsewhere_once_it_expires(
+    tmp_path, ray_head
+):
+    """A driver killed on this machine (its process gone) holds nothing: --resume goes on at
+    once. One on another machine that stopped refreshing holds the sweep until its lease
+    expires (played here by moving the killed driver's lease to another host name)."""
     config, points = _lease_config(tmp_path, "killed")
     uri, options = run_options(tmp_path, ray_head.address)
-    # a lease long enough for the second driver's start on a busy machine to fall within it
-    for lease, name in ((15, "expiry"), (120, "force")):
-        env = {"REGSWEEP_LEASE_SECONDS": str(lease)}
-        log = tmp_path / f"{name}.log"
+    lease = 15  # long enough for a start on a busy machine to fall within it
+    env = {"REGSWEEP_LEASE_SECONDS": str(lease)}
+    for where in ("here", "elsewhere"):
+        log = tmp_path / f"{where}.log"
         driver = cli_background(
             "run", str(config), *options, "--no-report", cwd=tmp_path, log=log, env=env
         )
         wait_for_text(log, "[killed] ", driver)
         time.sleep(2)
         kill_group(driver)  # SIGKILL: no clean-up, the lease stays as it was
-        early = cli("run", str(config), *options, "--resume", cwd=tmp_path, env=env)
-        assert early.returncode == 2 and "is running" in early.stderr, early.stderr
-        if name == "expiry":
-            time.sleep(lease + 1)
-            extra = []
-        else:
-            extra = ["--force"]  # the lease (2 minutes) is fresh: taken over
+        (parent,) = [p for p in sweep_runs(uri)[0] if p.info.status == "RUNNING"]
+        held = json.loads(parent.data.tags["regsweep.lease"])
+        assert held["pid"] == driver.pid
+        if where == "elsewhere":
+            moved = json.dumps({**held, "host": "another-machine"})
+            client(uri).set_tag(parent.info.run_id, "regsweep.lease", moved)
+            early = cli("run", str(config), *options, "--resume", cwd=tmp_path, env=env)
+            assert early.returncode == 2, early.stdout + early.stderr
+            assert "is running: its driver (host another-machine" in early.stderr
+            time.sleep(max(0.0, held["at"] + lease + 1 - time.time()))
         resumed = cli(
-            "run", str(config), *options, "--resume", *extra, "--no-report", cwd=tmp_path, env=env
+            "run", str(config), *options, "--resume", "--no-report", cwd=tmp_path, env=env
         )
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert "resuming:" in resumed.stdout
         parent, children = _sweep(uri, "killed")
         assert parent.info.status == "FINISHED"
+        assert "regsweep.lease" not in parent.data.tags
         _each_point_once(children, points)
         for run in children:  # the next round starts the sweep again
             client(uri).delete_run(run.info.run_id)

@@ -7,8 +7,9 @@ length (``REGSWEEP_LEASE_SECONDS``, default 30) is refused, naming the host, the
 lease's age: a second driver would delete runs the first is still writing. ``--resume --force``
 takes the lease over, and the driver that held it stops within a refresh (it writes nothing more
 and leaves the parent run to the new driver); a driver that stopped (killed, or its machine
-gone) stops refreshing, and its lease is free once it is older than the lease's length. A sweep
-that ends releases it.
+gone) stops refreshing, and its lease is free once it is older than the lease's length. A lease
+whose driver ran on this machine and whose process is gone is free at once (a driver killed, or
+stopped by a second Ctrl-C, is resumed without waiting). A sweep that ends releases it.
 
 Ages are measured with each machine's clock: drivers on machines whose clocks differ by more
 than a fraction of the lease's length should use a longer lease.
@@ -61,11 +62,25 @@ class Lease:
             return None
 
 
+def is_gone(lease: Lease) -> bool:
+    """Whether the lease's driver ran on this machine and its process no longer exists (a
+    process of another user with that pid counts as the driver: the safe side)."""
+    if lease.host != socket.gethostname():
+        return False
+    try:
+        os.kill(lease.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def check_free(parent: Any, seconds: float, force: bool) -> None:
-    """Refuse to resume a sweep whose lease is fresh (unless ``force``): a UsageError naming
-    its holder and the lease's age."""
+    """Refuse to resume a sweep whose lease is fresh (unless ``force``, or its driver's process
+    on this machine is gone): a UsageError naming its holder and the lease's age."""
     lease = Lease.read(parent.data.tags)
-    if lease is None or force:
+    if lease is None or force or is_gone(lease):
         return
     age = lease.age()
     if age < seconds:
