@@ -157,10 +157,26 @@ def test_quickstart_end_to_end_with_the_embedded_defaults(tmp_path):
     assert "report/report.html" in report_files and "report/curves.csv" in report_files
     assert f"sweep quickstart: {len(trainings)} points" in result.stdout
     assert "lowest mean dev_cost per curve" in result.stdout
-    # every curve (4: l2 and l1 at two depths) refit at lambda.min and lambda.1se
+    # every curve (4: l2 and l1 at two depths) refit at lambda.min and lambda.1se: once where
+    # the two rules choose the same strength
+    summary = json.loads((tmp_path / "reports" / "quickstart" / "summary.json").read_text())
+    curves = {c["name"]: c for c in summary["curves"]}
+    assert len(curves) == 2 * len(raw["search"]["depths"])
     _, refits = sweep_runs(uri, experiment="regsweep", kind="refit")
-    assert len(refits) == 2 * 2 * len(raw["search"]["depths"])
     assert {r.info.status for r in refits} == {"FINISHED"}
+    rules = {}
+    for refit in refits:
+        lam = float(refit.data.params["lam"])
+        for rule in refit.data.tags["regsweep.rule"].split(","):
+            rules[refit.data.tags["regsweep.curve"], rule] = lam
+    expected = {}
+    for name, curve in curves.items():
+        expected[name, "lambda.min"] = curve["best_strength"]
+        expected[name, "lambda.1se"] = curve["strength_1se"]
+    assert rules == pytest.approx(expected, rel=1e-12)
+    assert len(refits) == sum(
+        len({c["best_strength"], c["strength_1se"]}) for c in curves.values()
+    )
 
 
 @pytest.mark.integration

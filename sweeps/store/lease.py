@@ -29,7 +29,7 @@ from typing import Any
 
 from sweeps.errors import UsageError
 from sweeps.store import layout
-from sweeps.store.retry import retrying
+from sweeps.store.retry import raw_client, retrying
 
 #: refreshes per lease length
 REFRESHES = 6
@@ -97,7 +97,9 @@ class LeaseKeeper:
     released by :meth:`release`."""
 
     def __init__(self, client: Any, run_id: str, seconds: float) -> None:
-        self.client, self.run_id, self.seconds = client, run_id, seconds
+        # the client's own calls, unretried: a refresh that fails waits for the next one, and a
+        # release that fails (the store gone) must not hold the driver's exit for minutes
+        self.client, self.run_id, self.seconds = raw_client(client), run_id, seconds
         self.token = uuid.uuid4().hex
         self.lost_to: Lease | None = None  # a driver that took the lease over (--force)
         self._stop = threading.Event()
