@@ -174,9 +174,7 @@ def test_quickstart_end_to_end_with_the_embedded_defaults(tmp_path):
         expected[name, "lambda.min"] = curve["best_strength"]
         expected[name, "lambda.1se"] = curve["strength_1se"]
     assert rules == pytest.approx(expected, rel=1e-12)
-    assert len(refits) == sum(
-        len({c["best_strength"], c["strength_1se"]}) for c in curves.values()
-    )
+    assert len(refits) == sum(len({c["best_strength"], c["strength_1se"]}) for c in curves.values())
 
 
 @pytest.mark.integration
