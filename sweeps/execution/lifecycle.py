@@ -27,10 +27,12 @@ from sweeps.config.schema import SweepConfig
 from sweeps.errors import DiskFull, SweepError, TakenOver, first_line, is_disk_full
 from sweeps.options import RunOptions
 from sweeps.store import layout, lease
-from sweeps.store.retry import raw_client
+from sweeps.store.retry import RetryingClient, raw_client
 
 #: prints one line of a sweep's summary (stdout on the command line)
 Say = Callable[[str], None]
+#: seconds the end of a sweep keeps trying a store its writers could not reach at all
+UNREACHABLE_DEADLINE = 15.0
 
 
 @dataclass(frozen=True)
@@ -282,6 +284,8 @@ def finish(
     resume_hint = f"`sweeps run {prepared.source} --resume`"
     if outcome.disk_full:  # ends within seconds: no retries through a store that is away
         client = raw_client(client)
+    elif outcome.unwritten:  # the writers waited for the store already: a short last chance
+        client = RetryingClient(raw_client(client), deadline=UNREACHABLE_DEADLINE)
     stopped = outcome.interrupted or outcome.error
     try:
         parent = client.get_run(sweep.run_id)
