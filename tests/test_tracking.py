@@ -1,5 +1,7 @@
 """The MLflow writer's rules on a real SQLite store: what it reuses, replaces and never touches."""
 
+import os
+
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2 as codes
@@ -182,3 +184,23 @@ def test_which_failures_a_create_call_retries(error, unsent):
 
     assert is_transient(error)  # all are retried by a read
     assert is_unsent(error) is unsent
+
+
+@pytest.mark.parametrize("before", [None, "sqlite:///elsewhere.db"])
+def test_setting_the_tracking_uri_for_a_while_leaves_the_environment_as_it_was(
+    monkeypatch, tmp_path, before
+):
+    """MLflow's setter writes ``MLFLOW_TRACKING_URI`` for subprocesses: a sweep run in a
+    notebook must not redirect the notebook's later subprocesses to its store."""
+    import mlflow
+
+    if before is None:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", before)
+    uri_before = mlflow.get_tracking_uri()
+    inside = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with tracking.tracking_uri(inside):
+        assert mlflow.get_tracking_uri() == inside
+    assert os.environ.get("MLFLOW_TRACKING_URI") == before
+    assert mlflow.get_tracking_uri() == uri_before

@@ -508,15 +508,25 @@ def log_batch(client: Any, run_id: str, params: list, tags: list, logged: list) 
 @contextlib.contextmanager
 def tracking_uri(uri: str) -> Iterator[None]:
     """MLflow's global tracking URI set to ``uri`` for the calls that read it (``search_runs``
-    with pandas output, model logging and registration), and restored afterwards."""
+    with pandas output, model logging and registration), and restored afterwards.
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment (for
+    subprocesses to inherit); the variable is put back as it was too, so a notebook that ran a
+    sweep does not send its next processes to that sweep's store.
+    """
     import mlflow
 
     previous = mlflow.get_tracking_uri()
+    variable = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
         mlflow.set_tracking_uri(previous)
+        if variable is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = variable
 
 
 def mlflow_param(key: str, value: str):
