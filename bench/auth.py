@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.measure import Row, row
 from bench.scale import QUICK_SERVER_WORKERS, SCALE_QUICK, SERVER_WORKERS, _scale_sweep
-from bench.services import VENV_BIN, MlflowServer, PostgresServer, free_port
+from tests.services import VENV_BIN, MlflowServer, PostgresServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = ROOT / "docker" / "mlflow_entrypoint.py"

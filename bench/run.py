@@ -12,7 +12,7 @@ raw time.
 Cases:
 
 1. ``single``: one fit against scikit-learn's ``MLPClassifier`` as plain gradient descent
-   (:func:`bench.baselines.gradient_descent_mlp`): all 300 moons (noise 0.3, standardized), a
+   (:func:`tests.references.gradient_descent_mlp`): all 300 moons (noise 0.3, standardized), a
    2-20-3-1 ReLU network, full-batch GD (lr 0.3), ``lam = alpha = 0.7``, 2000 epochs; regsweep
    on its default engine (compiled, with the fused kernel of case ``many``). Goal: 6x. Two more
    rows time the compiled engine's first call in a new Python process (``warm_up(float64)``):
@@ -46,7 +46,7 @@ Cases:
    file, its sha256, its columns and target, the split) against ``pandas.read_csv`` alone, each
    in a fresh process, and the peak memory of each (:mod:`bench.table_case`).
 10. ``scale``: ``configs/scale.yaml`` (10,000 points) against an MLflow server on a real
-   PostgreSQL, both started here (:mod:`bench.services`): wall time, training and writing
+   PostgreSQL, both started here (:mod:`tests.services`): wall time, training and writing
    apart, runs written per second, the driver's peak memory, then ``sweeps ls``, ``show``,
    ``report`` and ``compare`` on it; and runs written per second for 1, 4 and 8 writers against
    servers of 1, 2 and 4 workers on 400 of its points, and by one writer to a SQLite file.

@@ -125,7 +125,7 @@ class _Services:
         self.folder, self.workers = folder, workers
 
     def __enter__(self) -> str:
-        from bench.services import MlflowServer, PostgresServer
+        from tests.services import MlflowServer, PostgresServer
 
         self.postgres = PostgresServer()
         try:

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.baselines import fit_gradient_descent_mlp, gradient_descent_mlp
+from bench.baselines import fit_gradient_descent_mlp
 from bench.measure import Row, goal, interleaved, row, spread, with_time_ratio
+from tests.references import gradient_descent_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDAS = np.logspace(-3, 1, 16)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.services import VENV_BIN, MlflowServer, PostgresServer, free_port
+from tests.services import VENV_BIN, MlflowServer, PostgresServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

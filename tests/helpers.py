@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from bench.services import VENV_BIN, MlflowServer, PostgresServer, free_port
+from tests.services import VENV_BIN, MlflowServer, PostgresServer, free_port
 
 __all__ = ["VENV_BIN", "MlflowServer", "PostgresServer", "free_port"]
 

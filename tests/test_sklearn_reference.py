@@ -14,11 +14,11 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from bench.baselines import gradient_descent_mlp
 from regcore import RegularizedClassifier
 from regcore.datasets import load_dataset
 from regcore.losses import one_hot_targets
 from regcore.network import ParameterStack, Workspace, initialize, with_ones_column
+from tests.references import gradient_descent_mlp
 
 pytestmark = pytest.mark.usefixtures("engine")  # once per engine
 

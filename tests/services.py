@@ -1,4 +1,4 @@
-"""Real services on loopback for the benchmark and the tests: PostgreSQL from the machine's
+"""Real services on loopback for the tests and the benchmark: PostgreSQL from the machine's
 server binaries and ``mlflow server`` (SQLite or PostgreSQL behind it), each a process of its own
 on a free port."""
 
