@@ -50,11 +50,12 @@ Cases:
    apart, runs written per second, the driver's peak memory, then ``sweeps ls``, ``show``,
    ``report`` and ``compare`` on it; and runs written per second for 1, 4 and 8 writers against
    servers of 1, 2 and 4 workers on 400 of its points, and by one writer to a SQLite file.
-   ``--quick`` runs 40 points, 2 writers against the server and one to SQLite.
+   ``--quick`` runs 40 points with 2 writers against the server (the writers' row is that
+   sweep) and one writer to SQLite.
 11. ``auth``: runs written per second by a sweep (200 points of ``scale.yaml``) against the
    same ``mlflow server`` on the same PostgreSQL, without and with its basic-auth app (as the
    compose stack runs it), with and without the app's password cache, with 8 and 16 writers
-   (:mod:`bench.auth`). ``--quick``: 40 points, no 16-writer variant.
+   (:mod:`bench.auth`). ``--quick``: 16 points, auth off and on with the cache only.
 """
 
 from __future__ import annotations

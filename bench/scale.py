@@ -21,6 +21,8 @@ SCALE_QUICK = [
     "search.penalties.l2.lam={logspace: [-4, 2, 10]}",
     "search.penalties.l1.lam={logspace: [-4, 1, 10]}",
 ]
+#: the writer threads of the --quick sweep (which is also its writers' sub-case)
+QUICK_WRITERS = 2
 #: the server's worker processes in the main case: MLflow's default, as the compose stack runs it
 SERVER_WORKERS = 4
 #: in --quick, fewer: a 2-core CI machine runs the whole test suite beside it
@@ -154,6 +156,11 @@ def _writers_row(
         name = f"writers-{count}-{workers}"
         measured = _scale_sweep(folder, uri, name, [*overrides, f"execution.writers={count}"])
         runs.append({"writers": count, **measured})
+    return _writers_table(workers, runs)
+
+
+def _writers_table(workers: int, runs: list[dict[str, Any]]) -> Row:
+    """The writers' row from the measured sweeps ``runs`` (each with its ``writers`` count)."""
     store = f"server of {workers} worker{'s' if workers > 1 else ''}" if workers else "SQLite"
     database = "PostgreSQL" if workers else "a new SQLite file"
     return row(
@@ -175,10 +182,12 @@ def case_scale(quick: bool) -> list[Row]:
         folder = Path(folder)
         workers = QUICK_SERVER_WORKERS if quick else SERVER_WORKERS
         with _Services(folder, workers) as uri:
-            measured = _scale_sweep(folder, uri, "scale", SCALE_QUICK if quick else [])
+            # in --quick the main sweep, with 2 writers, is the writers' sub-case too
+            overrides = [*SCALE_QUICK, f"execution.writers={QUICK_WRITERS}"] if quick else []
+            measured = _scale_sweep(folder, uri, "scale", overrides)
             reads = _reads(folder, uri, "scale")
-            if quick:  # the writers' sub-case on the same server, once
-                writers = [_writers_row(folder, uri, workers, (2,), SCALE_QUICK)]
+            if quick:
+                writers = [_writers_table(workers, [{"writers": QUICK_WRITERS, **measured}])]
         if not quick:  # each server on a database of its own
             writers = []
             for workers in (1, 2, 4):
@@ -187,7 +196,8 @@ def case_scale(quick: bool) -> list[Row]:
         sqlite = f"sqlite:///{folder / 'writes.db'}"
         writers.append(_writers_row(folder, sqlite, 0, (1,), SCALE_QUICK if quick else SCALE_SLICE))
     points = measured["points"]
-    where = f"MLflow server ({workers} workers) on PostgreSQL, writers auto (8)"
+    threads = QUICK_WRITERS if quick else "auto (8)"
+    where = f"MLflow server ({workers} workers) on PostgreSQL, writers {threads}"
     return [
         row(
             "scale",
