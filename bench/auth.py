@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.measure import Row, row
 from bench.scale import QUICK_SERVER_WORKERS, SERVER_WORKERS, _scale_sweep
-from tests.services import VENV_BIN, MlflowServer, PostgresServer, free_port
+from tests.services import VENV_BIN, MlflowServer, PostgresServer, free_port, server_options
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = ROOT / "docker" / "mlflow_entrypoint.py"
@@ -97,20 +97,6 @@ def plain_server(folder: Path, backend: str, workers: int) -> MlflowServer:
         *server_options(folder, port, workers),
     ]
     return MlflowServer(folder, port=port, command=command, workers=workers)
-
-
-def server_options(folder: Path, port: int, workers: int) -> list[str]:
-    return [
-        "--artifacts-destination",
-        str(folder / "artifacts"),
-        "--serve-artifacts",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
 
 
 @contextlib.contextmanager

@@ -106,6 +106,22 @@ class PostgresServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def server_options(folder: Path, port: int, workers: int) -> list[str]:
+    """``mlflow server``'s options apart from the backend: artifacts proxied from ``folder``,
+    loopback ``port``, ``workers`` worker processes."""
+    return [
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
 class MlflowServer:
     """``mlflow server`` on loopback with proxied artifact storage and a SQLite backend in
     ``folder`` (or ``backend``, e.g. a :class:`PostgresServer`'s URI).
@@ -135,15 +151,7 @@ class MlflowServer:
             "server",
             "--backend-store-uri",
             backend or f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            str(workers),
+            *server_options(folder, self.port, workers),
         ]
         self.process: subprocess.Popen | None = None
         self.start()
