@@ -204,3 +204,21 @@ def test_setting_the_tracking_uri_for_a_while_leaves_the_environment_as_it_was(
         assert mlflow.get_tracking_uri() == inside
     assert os.environ.get("MLFLOW_TRACKING_URI") == before
     assert mlflow.get_tracking_uri() == uri_before
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///later.db")  # the variable decides again
+    assert mlflow.get_tracking_uri() == "sqlite:///later.db"
+
+
+def test_a_tracking_uri_the_caller_set_is_theirs_again_afterwards(monkeypatch, tmp_path):
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    theirs = f"sqlite:///{tmp_path / 'theirs.db'}"
+    mlflow.set_tracking_uri(theirs)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # as if they had set it before the variable existed
+    try:
+        with tracking.tracking_uri(f"sqlite:///{tmp_path / 'sweep.db'}"):
+            pass
+        assert mlflow.get_tracking_uri() == theirs
+        assert "MLFLOW_TRACKING_URI" not in os.environ
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -518,11 +518,14 @@ def tracking_uri(uri: str) -> Iterator[None]:
 
     previous = mlflow.get_tracking_uri()
     variable = os.environ.get("MLFLOW_TRACKING_URI")
+    # set by the caller's own set_tracking_uri (it wins over the variable), or not at all: then
+    # unset again, so that the variable (or MLflow's default) decides as before
+    explicit = mlflow.is_tracking_uri_set() and previous != variable
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous if explicit else None)
         if variable is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
