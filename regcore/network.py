@@ -150,8 +150,8 @@ class ParameterStack:
 
 
 def initialize(stack: ParameterStack, k: int, rng: np.random.RandomState, init: str) -> None:
-    """Initialize model k as the contract says: layer by layer, ``W = randn(n[l], n[l-1]) * scale``
-    drawn from ``rng``; biases zero."""
+    """Initialize model k as docs/engines.md says: layer by layer,
+    ``W = randn(n[l], n[l-1]) * scale`` drawn from ``rng``; biases zero."""
     scale_of = INIT_SCALES[init]
     for w, b in zip(stack.W, stack.b, strict=True):
         fan_out, fan_in = w.shape[1:]

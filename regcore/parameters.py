@@ -239,7 +239,7 @@ _TABLE = (
         None,
         "Mini-batch size; None (or a size >= n_samples) trains on the full batch. On "
         "mini-batches the samples are reshuffled every epoch and each step minimizes the "
-        "batch's J, whose penalty has ``m`` = the batch size (the contract): the penalty "
+        "batch's J, whose penalty has ``m`` = the batch size (docs/engines.md): the penalty "
         "weighs ``n_samples / batch_size`` times more than on the full batch. ``history_``'s "
         "``train_cost`` and ``cost()`` are J on the whole set given (``m`` = its size).",
     ),

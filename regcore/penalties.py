@@ -136,7 +136,7 @@ class StepCoefficients:
     3. the optimizer's step;
     4. ``W := sign(W) max(|W| - threshold, 0)``: L1's proximal step, ``threshold = lr lam/m``.
 
-    ``m`` is the batch's size: the training set's on the full batch (the contract).
+    ``m`` is the batch's size: the training set's on the full batch (docs/engines.md).
     """
 
     l2_over_m: Array

@@ -1,4 +1,5 @@
-"""The two kinds of failure the CLI distinguishes (exit codes are part of the contract)."""
+"""The two kinds of failure the CLI distinguishes (exit codes are part of the command line's
+interface, docs/cli.md)."""
 
 from __future__ import annotations
 

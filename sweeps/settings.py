@@ -60,7 +60,7 @@ class Setting:
         The ``RegularizedClassifier`` parameter it sets; ``depth`` and ``width`` together set
         ``hidden_layer_sizes`` (see :func:`estimator_params`).
     param : bool
-        Logged as a child-run param (the contract's list).
+        Logged as a child-run param (docs/mlflow-layout.md's list).
     role : {"curve", "strength", "replicate"}, optional
         In the report: what makes a curve, its x axis, what is averaged over.
     missing : str
@@ -150,7 +150,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
-#: the child-run params, in the contract's order
+#: the child-run params, in docs/mlflow-layout.md's order
 PARAMS = tuple(s.name for s in SETTINGS if s.param)
 #: what makes one curve of the report (points that differ only in strength and replicate)
 CURVE_KEYS = [s.name for s in SETTINGS if s.role == "curve"]
@@ -182,7 +182,8 @@ def estimator_params(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def param_values(values: dict[str, Any]) -> dict[str, str]:
-    """The contract's child-run params from :func:`training_values`, as MLflow strings."""
+    """The child-run params of docs/mlflow-layout.md from :func:`training_values`, as MLflow
+    strings."""
     return {
         name: BY_NAME[name].missing if values[name] is None else str(values[name])
         for name in PARAMS

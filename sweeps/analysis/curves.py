@@ -50,7 +50,7 @@ RELATIVE_FLOOR = 0.02
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
-    """The metric columns present in a child frame, in the contract's order."""
+    """The metric columns present in a child frame, in docs/mlflow-layout.md's order."""
     known = [
         metrics.TRAIN_COST,
         metrics.TRAIN_LOSS,

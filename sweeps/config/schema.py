@@ -1,4 +1,5 @@
-"""The sweep config's schema and its validation. A config has these parts::
+"""The sweep config's schema and its validation. A config has these parts (an example; the
+defaults are in the models below and in docs/config.md)::
 
     name: quickstart              # the sweep's name (MLflow parent run); default: the file name
     experiment: regsweep          # MLflow experiment

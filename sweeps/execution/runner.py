@@ -2,8 +2,9 @@
 
 Resume is decided by MLflow, the store of record: a point whose child run is complete is not
 trained again, whatever Ray Tune's own experiment folder (kept at a stable path per sweep,
-``<storage_path>/<name>-<parent run id>``) holds. This works from any machine that sees the
-tracking store, and a result that reached Tune but not MLflow is simply trained again.
+``<storage_path>/<name>-<first 12 characters of the parent run id>``) holds. This works from
+any machine that sees the tracking store, and a result that reached Tune but not MLflow is
+simply trained again.
 """
 
 from __future__ import annotations

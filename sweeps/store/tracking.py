@@ -50,8 +50,8 @@ MAX_PARAM_LENGTH = 6000
 def point_params(
     config: SweepConfig, point: TrainingPoint, sizes: dict[tuple, tuple[int, int]]
 ) -> dict[str, str]:
-    """The contract's child-run params (:data:`sweeps.settings.PARAMS`); ``sizes`` maps a
-    fold's ``(repeat, fold)`` to its ``(n_train, n_dev)``."""
+    """The child-run params of docs/mlflow-layout.md (:data:`sweeps.settings.PARAMS`); ``sizes``
+    maps a fold's ``(repeat, fold)`` to its ``(n_train, n_dev)``."""
     n_train, n_dev = sizes[(point.repeat, point.fold)]
     data = {"dataset": config.dataset.name, "n_train": n_train, "n_dev": n_dev}
     return param_values(training_values(config.model, point, data))
