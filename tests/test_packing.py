@@ -117,6 +117,33 @@ def test_the_first_pack_spans_every_curve_and_keeps_a_strengths_trainings_togeth
     assert {round(p.strength, 9) for p in first} == {0.001, 0.003162278, 0.01}
 
 
+def test_coarse_to_fine_starts_a_pack_of_every_depth_before_a_second_of_any():
+    """Three depths of three packs each: coarse to fine, the first round holds one pack per
+    depth (deepest, the costliest, first) and each holds both ends of its curve; in grid order
+    the deepest depth's three packs come first."""
+    from sweeps.execution.packing import plan_packs
+
+    raw = {
+        "name": "rounds",
+        "dataset": {"name": "moons"},
+        "search": {
+            "depths": [1, 2, 3],
+            "seeds": [0],
+            "penalties": {"l2": {"lam": {"logspace": [-3, 1, 9]}}},
+        },
+        "execution": {"pack_size": 3},
+    }
+    config, _ = read_config(raw)
+    packs = plan_packs(config, expand(config), 2, 180, 2)
+    assert [pack[0].depth for pack in packs] == [3, 2, 1] * 3
+    for pack in packs[:3]:
+        assert {round(p.strength, 9) for p in pack} == {0.001, 0.1, 10.0}
+    grid, _ = read_config({**raw, "execution": {"pack_size": 3, "order": "grid"}})
+    assert [pack[0].depth for pack in plan_packs(grid, expand(grid), 2, 180, 2)] == [3] * 3 + [
+        2
+    ] * 3 + [1] * 3
+
+
 def test_the_planner_keeps_each_pack_within_the_trial_memory_budget():
     """``execution.trial_memory_mb`` caps the packs the planner makes, by its own estimate (a
     trial halves a pack only when the estimate was wrong): room for three and a half models

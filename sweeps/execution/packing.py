@@ -67,13 +67,16 @@ def plan_packs(
     more (and within ``execution.trial_memory_mb``, else :data:`PACK_MEMORY_BUDGET` bytes); then
     the most expensive pack
     is halved while it alone would take longer than an even share of all the work per slot.
-    Packs are returned in decreasing estimated cost, so that the longest start first and the
-    slots finish together. An integer ``pack_size`` fixes the size (1 = one point per trial).
+    An integer ``pack_size`` fixes the size (1 = one point per trial).
 
     ``execution.order: coarse_to_fine`` (the default) puts each architecture's strengths in
-    the packs coarse to fine (:func:`coarse_to_fine`): the first packs to finish span every
-    curve's range, so its shape (and lambda.min) shows early; ``grid`` keeps the grid's order
-    (neighbouring strengths together).
+    the packs coarse to fine (:func:`coarse_to_fine`) and returns the packs in rounds: every
+    architecture's coarsest pack, then every architecture's next one, and so on, the costliest
+    first within a round. The first packs to finish span the range of every curve of every
+    depth, so the curves' shapes (and lambda.min) show early, while each round still starts
+    its longest packs first. ``grid`` keeps the grid's order (neighbouring strengths together)
+    and returns the packs in decreasing estimated cost, longest first, so that the slots finish
+    together.
     """
     groups: dict[tuple[int, int], list[TrainingPoint]] = {}
     for point in points:
@@ -105,7 +108,30 @@ def plan_packs(
                 break
             packs.remove(largest)
             packs += _split(largest, 2)
-    return sorted(packs, key=lambda pack: -len(pack) * unit[(pack[0].depth, pack[0].width)])
+
+    def cost_first(pack: list[TrainingPoint]) -> float:
+        return -len(pack) * unit[(pack[0].depth, pack[0].width)]
+
+    if config.execution.order != "coarse_to_fine":
+        return sorted(packs, key=cost_first)
+    rounds = _rounds(packs, groups)
+    return sorted(packs, key=lambda pack: (rounds[id(pack)], cost_first(pack)))
+
+
+def _rounds(
+    packs: list[list[TrainingPoint]], groups: dict[tuple[int, int], list[TrainingPoint]]
+) -> dict[int, int]:
+    """Each pack's round (by ``id``): 0 for the coarsest pack of its architecture (the one
+    whose first point comes first in the group's coarse-to-fine order), 1 for the next, ..."""
+    position = {id(point): index for group in groups.values() for index, point in enumerate(group)}
+    by_architecture: dict[tuple[int, int], list[list[TrainingPoint]]] = {}
+    for pack in packs:
+        by_architecture.setdefault((pack[0].depth, pack[0].width), []).append(pack)
+    rounds = {}
+    for mates in by_architecture.values():
+        for index, pack in enumerate(sorted(mates, key=lambda pack: position[id(pack[0])])):
+            rounds[id(pack)] = index
+    return rounds
 
 
 def _split(group: list[TrainingPoint], parts: int) -> list[list[TrainingPoint]]:
