@@ -162,7 +162,7 @@ def _peaks(r: Row) -> tuple[str, str, str]:
 
 def _share(r: Row) -> tuple[str, str, str]:
     spread_ = f"{r['share_min']:.0%}-{r['share_max']:.0%}"
-    return "", f"{r['wall_s']:.0f}s sweep", f"{r['share']:.0%} of training ({spread_})"
+    return "", f"{r['wall_s']:.0f}s sweep", f"{r['share']:.0%} of {r['share_of']} ({spread_})"
 
 
 def _scale(r: Row) -> tuple[str, str, str]:
