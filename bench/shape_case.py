@@ -183,41 +183,41 @@ def case_shape(quick: bool) -> list[Row]:
         for order in orders:
             measured[order].append(_shape(order, overrides))
     detail = " (300 epochs, one seed, depth 1)" if quick else ""
+    #: (the measurement's key in :func:`_shape`, the row's name, its description, share of what)
+    measures = (
+        (
+            "share",
+            "every lambda.min settled",
+            "every curve's running lambda.min within one grid step of its final one for good, "
+            "as a share of the training time (first result to last)",
+            "training",
+        ),
+        (
+            "curve_share",
+            "a curve's lambda.min settled",
+            "the median curve's running lambda.min within one grid step of its final one for "
+            "good, as a share of the sweep's wall time (parent run's start to last result)",
+            "wall time",
+        ),
+    )
     out = []
     for order, label in (("grid", "grid order"), ("coarse_to_fine", "coarse to fine")):
         runs = measured[order]
-        shares = [run["share"] for run in runs]
-        curves = [run["curve_share"] for run in runs]
         wall = statistics.median(run["wall"] for run in runs)
-        out.append(
-            row(
-                "shape",
-                f"moons-overfit: every lambda.min settled, {label}",
-                "share",
-                "every curve's running lambda.min within one grid step of its final one for good, "
-                "as a share of the training time (first result to last)" + detail,
-                goal("share", "at most a third", at_most=1 / 3) if order != "grid" else None,
-                share=statistics.median(shares),
-                share_min=min(shares),
-                share_max=max(shares),
-                share_of="training",
-                wall_s=wall,
+        for key, name, text, share_of in measures:
+            values = [run[key] for run in runs]
+            out.append(
+                row(
+                    "shape",
+                    f"moons-overfit: {name}, {label}",
+                    "share",
+                    text + detail,
+                    goal("share", "at most a third", at_most=1 / 3) if order != "grid" else None,
+                    share=statistics.median(values),
+                    share_min=min(values),
+                    share_max=max(values),
+                    share_of=share_of,
+                    wall_s=wall,
+                )
             )
-        )
-        out.append(
-            row(
-                "shape",
-                f"moons-overfit: a curve's lambda.min settled, {label}",
-                "share",
-                "the median curve's running lambda.min within one grid step of its final one for "
-                "good, as a share of the sweep's wall time (parent run's start to last result)"
-                + detail,
-                goal("share", "at most a third", at_most=1 / 3) if order != "grid" else None,
-                share=statistics.median(curves),
-                share_min=min(curves),
-                share_max=max(curves),
-                share_of="wall time",
-                wall_s=wall,
-            )
-        )
     return out

@@ -102,7 +102,7 @@ def sqlite_path(tracking_uri: str | None) -> Path | None:
     return Path(tracking_uri.split(":///", 1)[1]) if ":///" in tracking_uri else None
 
 
-def _template_path() -> Path | None:
+def _template_path() -> Path:
     """Where an empty store of the installed MLflow's schema is kept: a new SQLite store is a
     copy of it instead of every schema migration run again (seconds at each new folder)."""
     from importlib.metadata import version
@@ -116,7 +116,7 @@ def _from_template(database: Path) -> None:
     import shutil
 
     template = _template_path()
-    if template is not None and template.is_file():
+    if template.is_file():
         database.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(template, database)
 
@@ -127,7 +127,7 @@ def _keep_as_template(database: Path) -> None:
     import sqlite3
 
     template = _template_path()
-    if template is None or template.is_file():
+    if template.is_file():
         return
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
